@@ -1,0 +1,304 @@
+"""From a data config to tensors and batches: the one entry point training needs.
+
+``prepare`` validates the whole data config, loads the dataset, finds prediction points, splits
+them and fits the scalers; the result holds the scaled dataset once, as two tensors, and builds
+each batch by index arithmetic (windows = row + offsets), so no per-sample Python runs per step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from knowit_app.data.points import parse_chunk, prediction_points
+from knowit_app.data.scaling import Scaler, check_scaling, make_scalers
+from knowit_app.data.splits import (
+    SPLIT_NAMES,
+    check_limit,
+    check_method,
+    check_portions,
+    split_points,
+)
+from knowit_app.data.store import load_dataset
+from knowit_app.errors import ConfigError
+from knowit_app.schema import DataConfig
+
+TASKS = ("regression", "classification")
+PADDING_METHODS = ("constant", "edge")
+
+
+def check_padding(method: object) -> str:
+    if method not in PADDING_METHODS:
+        raise ConfigError(
+            "data.padding_method",
+            f"unknown padding method {method!r}; allowed: {', '.join(PADDING_METHODS)}",
+        )
+    return str(method)
+
+
+@dataclass
+class PreparedData:
+    """A dataset ready for training: scaled tensors, split points and the window geometry."""
+
+    task: str
+    x: torch.Tensor  # float32 (n_rows, n_in_components), scaled
+    y: torch.Tensor  # regression: float32 (n_rows, n_out_components); classification: int64
+    points: dict[str, np.ndarray]  # split -> int64 rows, ascending
+    row_slice_start: np.ndarray  # int64 (n_rows,) first row of each row's slice
+    row_slice_end: np.ndarray  # int64 (n_rows,) end (exclusive) of each row's slice
+    in_offsets: np.ndarray  # int64 (n_in_steps,)
+    out_offsets: np.ndarray  # int64 (n_out_steps,)
+    in_shape: tuple[int, int]
+    out_shape: tuple[int, int]
+    class_set: list | None
+    in_scaler: Scaler | None
+    out_scaler: Scaler | None
+    padding_method: str = "constant"
+    in_components: list[str] = dataclasses.field(default_factory=list)
+    out_components: list[str] = dataclasses.field(default_factory=list)
+    dataset_name: str = ""
+
+    def __post_init__(self) -> None:
+        self.padding_method = check_padding(self.padding_method)
+
+    def batch(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs (B, n_in, C_in) and targets for the prediction points ``rows``.
+
+        Input steps outside the point's slice are zeros ("constant") or a copy of the slice's
+        first/last row ("edge"). Targets: (B, n_out, C_out) floats, or (B,) class indices.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        idx = rows[:, None] + self.in_offsets[None, :]
+        start = self.row_slice_start[rows][:, None]
+        end = self.row_slice_end[rows][:, None]
+        xb = self.x[torch.from_numpy(np.clip(idx, start, end - 1))]
+        if self.padding_method == "constant":
+            outside = torch.from_numpy((idx < start) | (idx >= end))
+            xb = xb.masked_fill(outside[..., None], 0.0)
+        if self.task == "classification":  # one output step, possibly ahead of the point
+            return xb, self.y[torch.from_numpy(rows + self.out_offsets[0])]
+        out_idx = rows[:, None] + self.out_offsets[None, :]
+        return xb, self.y[torch.from_numpy(out_idx)]
+
+    def split_sizes(self) -> dict[str, int]:
+        return {name: int(len(self.points[name])) for name in SPLIT_NAMES}
+
+    @property
+    def class_count(self) -> int | None:
+        return None if self.class_set is None else len(self.class_set)
+
+    def dynamics(self) -> dict[str, Any]:
+        """Plain-Python facts about the data a model is built for (for model_args.yaml)."""
+        return {
+            "task": self.task,
+            "dataset": self.dataset_name,
+            "in_components": list(self.in_components),
+            "out_components": list(self.out_components),
+            "in_chunk": [int(self.in_offsets[0]), int(self.in_offsets[-1])],
+            "out_chunk": [int(self.out_offsets[0]), int(self.out_offsets[-1])],
+            "in_shape": [int(v) for v in self.in_shape],
+            "out_shape": [int(v) for v in self.out_shape],
+            "split_sizes": self.split_sizes(),
+            "class_set": None if self.class_set is None else list(self.class_set),
+            "class_count": self.class_count,
+            "in_scaler": None if self.in_scaler is None else self.in_scaler.to_dict(),
+            "out_scaler": None if self.out_scaler is None else self.out_scaler.to_dict(),
+            "padding_method": self.padding_method,
+        }
+
+
+def _as_plain(data_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The config as a plain dict over DataConfig's defaults; unknown keys are errors."""
+    if isinstance(data_cfg, DictConfig):
+        data_cfg = OmegaConf.to_container(data_cfg, resolve=True)
+    cfg = dataclasses.asdict(DataConfig())
+    unknown = sorted(set(data_cfg) - set(cfg))
+    if unknown:
+        raise ConfigError(
+            f"data.{unknown[0]}", f"unknown data option; allowed: {', '.join(sorted(cfg))}"
+        )
+    cfg.update(data_cfg)
+    return cfg
+
+
+def _component_list(value: object, key: str) -> list[str]:
+    iterable = hasattr(value, "__iter__") and not isinstance(value, (str, bytes))
+    items = list(value) if iterable else []
+    if not items or not all(isinstance(v, str) for v in items):
+        raise ConfigError(key, f"expected a non-empty list of component names, got {value!r}")
+    dup = [v for v in items if items.count(v) > 1]
+    if dup:
+        raise ConfigError(key, f"component {dup[0]!r} is listed twice")
+    return items
+
+
+def _check_int(value: object, key: str, *, positive: bool = False) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or (
+        positive and value <= 0
+    ):
+        want = "a positive integer" if positive else "an integer"
+        raise ConfigError(key, f"expected {want}, got {value!r}")
+    return int(value)
+
+
+def _class_set(column: np.ndarray, name: str) -> list:
+    """Sorted distinct labels of the whole dataset, as Python ints when they are integral."""
+    labels = np.unique(column[~np.isnan(column)])
+    if len(labels) < 2:
+        found = ", ".join(f"{v:g}" for v in labels) or "none"
+        raise ConfigError(
+            "data.out_components",
+            f"{name!r} has a single class ({found}); classification needs at least 2",
+        )
+    if np.all(labels == np.round(labels)):
+        return [int(v) for v in labels]
+    return [float(v) for v in labels]
+
+
+def _check_config(cfg: dict[str, Any], task: str) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Every check that needs no data, so a typo fails before anything is loaded."""
+    if task not in TASKS:
+        raise ConfigError("trainer.task", f"unknown task {task!r}; allowed: {', '.join(TASKS)}")
+    _check_int(cfg["batch_size"], "data.batch_size", positive=True)
+    _check_int(cfg["seed"], "data.seed")
+    check_padding(cfg["padding_method"])
+    check_scaling(cfg["scaling_tag"], cfg["scaling_method"], task)
+    in_chunk = parse_chunk(cfg["in_chunk"], "data.in_chunk")
+    out_chunk = parse_chunk(cfg["out_chunk"], "data.out_chunk")
+    check_portions(cfg["split_portions"])
+    check_method(cfg["split_method"])
+    check_limit(cfg["limit"])
+    _component_list(cfg["in_components"], "data.in_components")
+    out_names = _component_list(cfg["out_components"], "data.out_components")
+    if task == "classification":
+        if len(out_names) != 1:
+            raise ConfigError(
+                "data.out_components",
+                f"classification needs exactly one out component, got {len(out_names)}",
+            )
+        if out_chunk[0] != out_chunk[1]:
+            raise ConfigError(
+                "data.out_chunk",
+                "classification predicts one step: out_chunk needs start == end, got "
+                f"{list(out_chunk)}",
+            )
+    return in_chunk, out_chunk
+
+
+def _targets(column_values: np.ndarray, task: str, class_set: list | None,
+             out_scaler: Scaler | None) -> torch.Tensor:
+    """Scaled float targets, or class indices with -1 where the label is missing."""
+    if task == "classification":
+        target = column_values[:, 0]
+        pos = np.searchsorted(np.asarray(class_set, dtype=np.float64), target)
+        return torch.from_numpy(np.where(np.isnan(target), -1, pos).astype(np.int64))
+    if out_scaler is not None:
+        column_values = out_scaler.transform(column_values)
+    return torch.from_numpy(column_values.astype(np.float32))
+
+
+def prepare(data_cfg: Mapping[str, Any], task: str, exp_dir: str | Path) -> PreparedData:
+    """Validate ``data_cfg`` (DataConfig keys) for ``task`` and build the PreparedData."""
+    cfg = _as_plain(data_cfg)
+    (a, b), (c, d) = _check_config(cfg, task)
+    in_names, out_names = list(cfg["in_components"]), list(cfg["out_components"])
+
+    ds = load_dataset(cfg["name"], exp_dir)
+    in_idx = ds.component_index(in_names, "data.in_components")
+    out_idx = ds.component_index(out_names, "data.out_components")
+    class_set = None
+    if task == "classification":
+        class_set = _class_set(ds.values[:, out_idx[0]], out_names[0])
+
+    points = prediction_points(ds, [a, b], [c, d], in_idx, out_idx)
+    splits = split_points(
+        ds, points, cfg["split_method"], cfg["split_portions"], cfg["limit"], cfg["seed"]
+    )
+    in_scaler, out_scaler = make_scalers(
+        ds.values, splits["train"], in_idx, out_idx, cfg["scaling_tag"], cfg["scaling_method"], task
+    )
+    x = ds.values[:, in_idx]
+    if in_scaler is not None:
+        x = in_scaler.transform(x)
+    row_start, row_end = ds.row_slice_bounds()
+    return PreparedData(
+        task=task,
+        x=torch.from_numpy(x.astype(np.float32)),
+        y=_targets(ds.values[:, out_idx], task, class_set, out_scaler),
+        points=splits,
+        row_slice_start=row_start,
+        row_slice_end=row_end,
+        in_offsets=np.arange(a, b + 1, dtype=np.int64),
+        out_offsets=np.arange(c, d + 1, dtype=np.int64),
+        in_shape=(b - a + 1, len(in_idx)),
+        out_shape=(d - c + 1, len(out_idx)),
+        class_set=class_set,
+        in_scaler=in_scaler,
+        out_scaler=out_scaler,
+        padding_method=cfg["padding_method"],
+        in_components=in_names,
+        out_components=out_names,
+        dataset_name=ds.name,
+    )
+
+
+class _PointBatches(Sampler):
+    """Yields whole arrays of point rows; a fresh seeded permutation each epoch when shuffling."""
+
+    def __init__(self, rows: np.ndarray, batch_size: int, shuffle: bool, seed: int) -> None:
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        order = self.rows
+        if self.shuffle:
+            gen = torch.Generator().manual_seed(self.seed + self.epoch)
+            self.epoch += 1
+            order = self.rows[torch.randperm(len(self.rows), generator=gen).numpy()]
+        for i in range(0, len(order), self.batch_size):
+            yield order[i:i + self.batch_size]
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.rows) / self.batch_size)
+
+
+class _WindowBatches(Dataset):
+    """Maps an array of point rows to one ready batch."""
+
+    def __init__(self, prepared: PreparedData, n_points: int) -> None:
+        self.prepared = prepared
+        self.n_points = n_points
+
+    def __getitem__(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.prepared.batch(rows)
+
+    def __len__(self) -> int:
+        return self.n_points
+
+
+def make_dataloader(
+    prepared: PreparedData, split: str, batch_size: int, shuffle: bool, seed: int
+) -> DataLoader:
+    """A DataLoader over one split whose items are whole batches (the last may be partial)."""
+    if split not in prepared.points:
+        raise ValueError(f"unknown split {split!r}; have {', '.join(prepared.points)}")
+    batch_size = _check_int(batch_size, "data.batch_size", positive=True)
+    rows = prepared.points[split]
+    return DataLoader(
+        _WindowBatches(prepared, len(rows)),
+        batch_size=None,
+        sampler=_PointBatches(rows, batch_size, bool(shuffle), int(seed)),
+        num_workers=0,
+    )

@@ -1,0 +1,24 @@
+"""Errors the user can act on: each names the config key at fault and what is allowed."""
+
+from __future__ import annotations
+
+
+class KnowitError(Exception):
+    """Base of every error knowit-app raises on purpose."""
+
+
+class ConfigError(KnowitError, ValueError):
+    """Bad user input, detected before any training starts or any file is written.
+
+    The message is one line: ``<key>: <what is wrong>; <what is allowed>``, so that the command
+    line and the Python API can show it as is.
+    """
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        self.detail = message
+        super().__init__(f"{key}: {message}")
+
+
+class ModelExistsError(KnowitError, FileExistsError):
+    """Training would replace a model the user already has."""
