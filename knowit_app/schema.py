@@ -10,7 +10,7 @@ Lightning: ``knowit-app --help`` composes configs without them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from omegaconf import MISSING
 
@@ -20,14 +20,14 @@ class DataConfig:
     """KnowIt's ``data`` kwargs: which dataset, which windows, which splits, which scaling."""
 
     name: str = "synth_2"
-    in_components: List[str] = field(default_factory=lambda: ["x1", "x2", "x3", "x4"])
-    out_components: List[str] = field(default_factory=lambda: ["x5"])
-    in_chunk: List[int] = field(default_factory=lambda: [-32, 0])
-    out_chunk: List[int] = field(default_factory=lambda: [0, 0])
-    split_portions: List[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
+    in_components: list[str] = field(default_factory=lambda: ["x1", "x2", "x3", "x4"])
+    out_components: list[str] = field(default_factory=lambda: ["x5"])
+    in_chunk: list[int] = field(default_factory=lambda: [-32, 0])
+    out_chunk: list[int] = field(default_factory=lambda: [0, 0])
+    split_portions: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
     split_method: str = "instance-random"
-    limit: Optional[int] = None
-    scaling_tag: Optional[str] = "full"
+    limit: int | None = None
+    scaling_tag: str | None = "full"
     scaling_method: str = "z-norm"
     batch_size: int = 64
     shuffle_train: bool = True
@@ -41,7 +41,7 @@ class ArchConfig:
 
     name: str = MISSING
     dropout: float = 0.5
-    output_activation: Optional[str] = None
+    output_activation: str | None = None
 
 
 @dataclass
@@ -60,7 +60,7 @@ class CNNConfig(ArchConfig):
     depth: int = 3
     num_filters: int = 64
     kernel_size: int = 3
-    normalization: Optional[str] = "batch"
+    normalization: str | None = "batch"
     activations: str = "ReLU"
     dilation_base: int = 1
 
@@ -71,7 +71,7 @@ class TCNConfig(ArchConfig):
     depth: int = 4
     num_filters: int = 64
     kernel_size: int = 3
-    normalization: Optional[str] = "weight"
+    normalization: str | None = "weight"
     activations: str = "ReLU"
     dilation_base: int = 2
 
@@ -91,28 +91,28 @@ class TrainerConfig:
 
     task: str = "regression"
     loss_fn: str = "mse_loss"
-    loss_kwargs: Dict[str, Any] = field(default_factory=dict)
+    loss_kwargs: dict[str, Any] = field(default_factory=dict)
     optim: str = "Adam"
-    optim_kwargs: Dict[str, Any] = field(default_factory=dict)
+    optim_kwargs: dict[str, Any] = field(default_factory=dict)
     learning_rate: float = 0.001
     max_epochs: int = 5
-    lr_scheduler: Optional[str] = None
-    lr_scheduler_kwargs: Dict[str, Any] = field(default_factory=dict)
-    performance_metrics: List[str] = field(default_factory=list)
-    performance_metrics_kwargs: Dict[str, Dict[str, Any]] = field(default_factory=dict)
-    monitor: Optional[str] = None
+    lr_scheduler: str | None = None
+    lr_scheduler_kwargs: dict[str, Any] = field(default_factory=dict)
+    performance_metrics: list[str] = field(default_factory=list)
+    performance_metrics_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    monitor: str | None = None
     ckpt_mode: str = "auto"
     early_stopping: bool = False
-    early_stopping_args: Dict[str, Any] = field(default_factory=dict)
+    early_stopping_args: dict[str, Any] = field(default_factory=dict)
     seed: int = 123
-    gradient_clip_val: Optional[float] = None
+    gradient_clip_val: float | None = None
     gradient_clip_algorithm: str = "norm"
     precision: str = "32-true"
     accelerator: str = "cpu"
     devices: str = "auto"
     deterministic: bool = True
     detect_anomaly: bool = False
-    num_threads: Optional[int] = None
+    num_threads: int | None = None
     enable_progress_bar: bool = False
 
 
@@ -126,7 +126,7 @@ class AppConfig:
     data: DataConfig = field(default_factory=DataConfig)
     arch: Any = MISSING
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    sweep: Optional[Dict[str, Any]] = None
+    sweep: dict[str, Any] | None = None
 
 
 ARCH_SCHEMAS = {"mlp": MLPConfig, "cnn": CNNConfig, "tcn": TCNConfig, "lstm": LSTMConfig}

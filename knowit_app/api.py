@@ -1,0 +1,146 @@
+"""A Python API that mirrors KnowIt's, built on the same core as the Hydra app.
+
+``KnowIt(exp_dir).train_model(model_name, kwargs={'data': ..., 'arch': ..., 'trainer': ...})``
+accepts KnowIt's keyword names (including the W&B sweep tutorial's exact dicts), turns them into
+the app's config by composing ``conf/`` with Hydra and merging the kwargs onto it (so the same
+schemas check them), and trains with the same plan/execute functions as ``knowit-app``.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from knowit_app.errors import ConfigError
+from knowit_app.layout import ExperimentLayout
+from knowit_app.translate import knowit_kwargs_to_overrides
+
+log = logging.getLogger("knowit_app")
+
+
+def compose_config(overrides: list[str], extra: Mapping[str, Any] | None = None) -> DictConfig:
+    """Compose ``conf/`` with Hydra's compose API, then merge ``extra`` (type-checked)."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    from knowit_app.schema import register_schemas
+
+    register_schemas()
+    if GlobalHydra.instance().is_initialized():
+        GlobalHydra.instance().clear()
+    with initialize_config_module("knowit_app.conf", version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    if extra:
+        try:
+            cfg = OmegaConf.merge(cfg, OmegaConf.create(dict(extra)))
+        except Exception as exc:  # omegaconf's validation errors carry the full key path
+            key = getattr(exc, "full_key", "") or "kwargs"
+            raise ConfigError(str(key), str(exc).splitlines()[0]) from exc
+    return cfg
+
+
+class KnowIt:
+    """KnowIt's entry point: one object per experiment directory."""
+
+    def __init__(self, custom_exp_dir: str | Path | None = None, *, safe_mode: bool = True,
+                 overwrite: bool = False) -> None:
+        self.exp_dir = Path(custom_exp_dir if custom_exp_dir is not None else "outputs")
+        self.layout = ExperimentLayout(self.exp_dir)
+        self.safe_mode = safe_mode
+        self.overwrite = overwrite
+
+    def config_for(self, model_name: str, kwargs: Mapping[str, Any]) -> DictConfig:
+        """The app config that KnowIt-style ``kwargs`` stand for (nothing is trained)."""
+        overrides, extra = knowit_kwargs_to_overrides(kwargs)
+        base = {"model_name": model_name, "exp_dir": str(self.exp_dir)}
+        return compose_config(overrides, {**base, **extra})
+
+    def train_model(self, model_name: str, kwargs: Mapping[str, Any],
+                    sweep_kwargs: Mapping[str, Any] | None = None, *,
+                    overwrite: bool | None = None, **ignored: Any) -> Any:
+        """Train ``model_name`` into ``<exp_dir>/models/<model_name>/`` and return its result.
+
+        With ``sweep_kwargs`` (``sweep_name``, ``run_name``, ``log_to_local``) the run goes to
+        ``models/<model>/sweeps/<sweep>/<run>/`` instead, as in KnowIt's sweep tutorial.
+        """
+        from knowit_app.publish import discard_staging, publish, refuse_existing
+        from knowit_app.training.run import execute, plan_training
+
+        for name in ignored:
+            warnings.warn(f"train_model: argument {name!r} has no effect in knowit-app",
+                          stacklevel=2)
+        overwrite = self.overwrite if overwrite is None else overwrite
+        cfg = self.config_for(model_name, kwargs)
+        cfg.overwrite = bool(overwrite)
+        model_dir = self.layout.model_dir(model_name)
+        if sweep_kwargs is not None:
+            return self._train_sweep_run(cfg, model_name, sweep_kwargs)
+        refuse_existing(model_dir, cfg.overwrite)
+        plan = plan_training(cfg)
+        self.layout.staging_dir.mkdir(parents=True, exist_ok=True)
+        staged = Path(tempfile.mkdtemp(prefix=f"{model_name}-{time.strftime('%Y%m%d-%H%M%S')}-",
+                                       dir=self.layout.staging_dir))
+        result = execute(plan, staged)
+        kept = publish(staged, model_dir, cfg.overwrite)
+        discard_staging(staged, self.layout.staging_dir)
+        if kept is not None:
+            log.warning("the model that was in %s is kept in %s", model_dir, kept)
+        return result
+
+    def _train_sweep_run(self, cfg: DictConfig, model_name: str,
+                         sweep_kwargs: Mapping[str, Any]) -> Any:
+        from knowit_app.training.run import execute, plan_training
+
+        missing = {"sweep_name", "run_name"} - set(sweep_kwargs)
+        if missing:
+            raise ConfigError("sweep_kwargs", f"missing {', '.join(sorted(missing))}; "
+                              "give sweep_name, run_name and log_to_local")
+        run_dir = self.layout.run_dir(model_name, str(sweep_kwargs["sweep_name"]),
+                                      str(sweep_kwargs["run_name"]))
+        plan = plan_training(cfg)
+        if sweep_kwargs.get("log_to_local", True):
+            return execute(plan, run_dir)
+        with tempfile.TemporaryDirectory(prefix="knowit-run-") as scratch:
+            return execute(plan, Path(scratch))
+
+    def available_datasets(self) -> list[dict[str, Any]]:
+        """Built-in and imported datasets, as ``knowit-app-info datasets`` lists them."""
+        from knowit_app.data.store import list_datasets
+
+        return list_datasets(self.exp_dir)
+
+    def available_archs(self) -> dict[str, dict[str, Any]]:
+        """Each architecture's hyperparameter defaults and suggested sweep ranges."""
+        from knowit_app.archs import ARCH_NAMES, hp_defaults, hp_ranges
+
+        return {n: {"defaults": hp_defaults(n), "ranges": hp_ranges(n)} for n in ARCH_NAMES}
+
+    def import_dataset(self, kwargs: Mapping[str, Any]) -> Path:
+        """Import a CSV/Parquet file or DataFrame as a dataset of this experiment.
+
+        Accepts KnowIt's ``{'data_import': {'raw_data': ..., 'meta_data': {'name': ...},
+        'components': [...], 'time_delta': ...}}`` or the same keys at the top level.
+        """
+        from knowit_app.data.importer import import_dataset
+
+        args = dict(kwargs.get("data_import", kwargs))
+        meta = dict(args.pop("meta_data", {}) or {})
+        name = args.pop("name", meta.get("name"))
+        source = args.pop("raw_data", args.pop("source", None))
+        if name is None or source is None:
+            raise ConfigError("data_import", "give raw_data (a path or DataFrame) and "
+                              "meta_data.name (or name)")
+        allowed = {"time_column", "instance_column", "components", "time_delta", "overwrite"}
+        unknown = sorted(set(args) - allowed)
+        if unknown:
+            raise ConfigError(f"data_import.{unknown[0]}",
+                              f"unknown option; allowed: raw_data, meta_data.name, "
+                              f"{', '.join(sorted(allowed))}")
+        return import_dataset(source, name, self.exp_dir, **args)

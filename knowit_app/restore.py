@@ -1,0 +1,70 @@
+"""Rebuild a trained model from ``model_args.yaml`` and its checkpoint, and score it.
+
+Checkpoints hold only tensors and plain values, so they load with
+``torch.load(path, weights_only=True)``; no pickled objects, no code from the checkpoint runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from knowit_app.archs import build_model
+from knowit_app.data.prepared import PreparedData, make_dataloader, prepare
+from knowit_app.errors import KnowitError
+from knowit_app.layout import find_checkpoint
+from knowit_app.training.components import loss_function
+from knowit_app.training.model_args import read_model_args
+
+
+@dataclass
+class TrainedModel:
+    """A rebuilt network (in eval mode) with the arguments it was trained with."""
+
+    network: nn.Module
+    args: dict[str, Any]
+    checkpoint: Path
+
+    @property
+    def task(self) -> str:
+        return self.args["trainer"]["task"]
+
+    def prepare_data(self) -> PreparedData:
+        """The model's data, windowed, split and scaled exactly as in training."""
+        return prepare(self.args["data"], self.task, self.args["exp_dir"])
+
+    def score(self, split: str = "valid", prepared: PreparedData | None = None) -> float:
+        """Mean loss over a whole split (``train``, ``valid`` or ``eval``), as training logs it."""
+        prepared = prepared or self.prepare_data()
+        trainer = self.args["trainer"]
+        loss = loss_function(trainer["loss_fn"])
+        total, count = 0.0, 0
+        loader = make_dataloader(prepared, split, int(self.args["data"]["batch_size"]), False, 0)
+        with torch.no_grad():
+            for x, y in loader:
+                total += float(loss(self.network(x), y, **trainer["loss_kwargs"])) * len(x)
+                count += len(x)
+        return total / count
+
+
+def load_trained_model(model_dir: str | Path) -> TrainedModel:
+    """Rebuild the network of a model (or sweep run) directory from its files."""
+    model_dir = Path(model_dir)
+    ckpt = find_checkpoint(model_dir)
+    if ckpt is None:
+        raise KnowitError(f"no bestmodel-*.ckpt in {model_dir}")
+    args = read_model_args(model_dir)
+    dyn = args["data_dynamics"]
+    classes = dyn.get("class_set")
+    network = build_model(args["arch"], tuple(dyn["in_shape"]), tuple(dyn["out_shape"]),
+                          args["trainer"]["task"], len(classes) if classes else None)
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    prefix = "model."
+    network.load_state_dict({k[len(prefix):]: v for k, v in state.items()
+                             if k.startswith(prefix)})
+    network.eval()
+    return TrainedModel(network, args, ckpt)

@@ -1,0 +1,39 @@
+"""The small per-run result file that consolidation and reports read instead of checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from knowit_app.layout import RESULT_FILE
+
+
+@dataclass
+class RunResult:
+    """How one training ended and its best monitored score."""
+
+    state: str
+    monitor: str
+    mode: str
+    best_score: float | None
+    best_checkpoint: str | None
+    epochs: int
+    fit_seconds: float
+    started: float
+    ended: float
+
+    def write(self, out_dir: Path) -> Path:
+        """Write ``run_result.json`` atomically (a reader never sees half a file)."""
+        path = Path(out_dir) / RESULT_FILE
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def read(cls, out_dir: Path) -> RunResult:
+        data: dict[str, Any] = json.loads((Path(out_dir) / RESULT_FILE).read_text())
+        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
