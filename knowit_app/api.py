@@ -71,7 +71,8 @@ class KnowIt:
         ``models/<model>/sweeps/<sweep>/<run>/`` instead, as in KnowIt's sweep tutorial.
         """
         from knowit_app.publish import discard_staging, publish, refuse_existing
-        from knowit_app.training.run import execute, plan_training
+        from knowit_app.tracking import fit_tracked
+        from knowit_app.training.run import plan_training
 
         for name in ignored:
             warnings.warn(f"train_model: argument {name!r} has no effect in knowit-app",
@@ -87,7 +88,7 @@ class KnowIt:
         self.layout.staging_dir.mkdir(parents=True, exist_ok=True)
         staged = Path(tempfile.mkdtemp(prefix=f"{model_name}-{time.strftime('%Y%m%d-%H%M%S')}-",
                                        dir=self.layout.staging_dir))
-        result = execute(plan, staged)
+        result = fit_tracked(plan, staged, model_name)
         kept = publish(staged, model_dir, cfg.overwrite)
         discard_staging(staged, self.layout.staging_dir)
         if kept is not None:
@@ -96,7 +97,8 @@ class KnowIt:
 
     def _train_sweep_run(self, cfg: DictConfig, model_name: str,
                          sweep_kwargs: Mapping[str, Any]) -> Any:
-        from knowit_app.training.run import execute, plan_training
+        from knowit_app.tracking import fit_tracked
+        from knowit_app.training.run import plan_training
 
         missing = {"sweep_name", "run_name"} - set(sweep_kwargs)
         if missing:
@@ -106,9 +108,9 @@ class KnowIt:
                                       str(sweep_kwargs["run_name"]))
         plan = plan_training(cfg)
         if sweep_kwargs.get("log_to_local", True):
-            return execute(plan, run_dir)
+            return fit_tracked(plan, run_dir, run_dir.name)
         with tempfile.TemporaryDirectory(prefix="knowit-run-") as scratch:
-            return execute(plan, Path(scratch))
+            return fit_tracked(plan, Path(scratch), run_dir.name)
 
     def available_datasets(self) -> list[dict[str, Any]]:
         """Built-in and imported datasets, as ``knowit-app-info datasets`` lists them."""
@@ -144,3 +146,16 @@ class KnowIt:
                               f"unknown option; allowed: raw_data, meta_data.name, "
                               f"{', '.join(sorted(allowed))}")
         return import_dataset(source, name, self.exp_dir, **args)
+
+    def consolidate_sweep(self, model_name: str, sweep_name: str,
+                          run: str | None = None) -> Any:
+        """Copy the sweep's best run (or ``run``) into the model directory, atomically."""
+        from knowit_app.consolidate import consolidate_sweep
+
+        result = consolidate_sweep(self.exp_dir, model_name, sweep_name, run=run)
+        log.info("consolidated run %s (%s=%.5g) into %s", result.run, result.monitor,
+                 result.score, result.model_dir)
+        if result.replaced is not None:
+            log.warning("the model that was in %s is kept in %s", result.model_dir,
+                        result.replaced)
+        return result

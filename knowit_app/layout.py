@@ -24,12 +24,13 @@ CHECKPOINT_PREFIX = "bestmodel"
 MODEL_ARGS_FILE = "model_args.yaml"
 LOGS_DIR = "lightning_logs"
 RESULT_FILE = "run_result.json"
+CONSOLIDATED_FILE = "consolidated_from.json"
 HYDRA_DIR = ".hydra"
 REPLACED_DIR = ".replaced"
 
 # Entries of a model directory that belong to the trained model itself (not its sweeps).
 MODEL_ENTRY_PATTERNS = (f"{CHECKPOINT_PREFIX}*.ckpt", MODEL_ARGS_FILE, LOGS_DIR, RESULT_FILE,
-                        HYDRA_DIR, "*.log")
+                        CONSOLIDATED_FILE, HYDRA_DIR, "*.log")
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=,+-]*$")
 

@@ -53,7 +53,10 @@ class TrainedModel:
 
 def load_trained_model(model_dir: str | Path) -> TrainedModel:
     """Rebuild the network of a model (or sweep run) directory from its files."""
+    from knowit_app.swap import recover
+
     model_dir = Path(model_dir)
+    recover(model_dir)  # finish a consolidation or overwrite a kill interrupted
     ckpt = find_checkpoint(model_dir)
     if ckpt is None:
         raise KnowitError(f"no bestmodel-*.ckpt in {model_dir}")

@@ -117,6 +117,20 @@ class TrainerConfig:
 
 
 @dataclass
+class WandbConfig:
+    """Where a training logs in W&B. A single training logs nowhere unless asked; the sweeper
+    sets these per run (offline runs land in ``<sweep_dir>/wandb/`` for ``wandb sync``)."""
+
+    mode: str = "disabled"
+    project: str | None = None
+    entity: str | None = None
+    group: str | None = None
+    run_id: str | None = None
+    sweep_id: str | None = None
+    dir: str | None = None
+
+
+@dataclass
 class AppConfig:
     """The root: one model trained from ``data`` x ``arch`` x ``trainer`` into ``exp_dir``."""
 
@@ -126,7 +140,9 @@ class AppConfig:
     data: DataConfig = field(default_factory=DataConfig)
     arch: Any = MISSING
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    sweep: dict[str, Any] | None = None
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+    # A W&B sweep config (``sweep=<file>`` from conf/sweep/, or just ``sweep.name=...``).
+    sweep: dict[str, Any] = field(default_factory=lambda: {"name": None})
 
 
 ARCH_SCHEMAS = {"mlp": MLPConfig, "cnn": CNNConfig, "tcn": TCNConfig, "lstm": LSTMConfig}

@@ -1,17 +1,25 @@
-"""The Hydra task: check, train into the staging dir Hydra made, publish the model.
+"""The Hydra task: what one ``knowit-app`` job does, in each way it can be started.
 
-Hydra creates the run directory (with ``.hydra/``) before the task starts, so the run dir is a
-private staging dir under ``models/.staging/``; a refused start removes it again and a finished
-training is moved into ``models/<model_name>/``.
+- A single training (``knowit-app model_name=m1``): Hydra creates the run directory (with
+  ``.hydra/``) before the task starts, so the run dir is a private staging dir under
+  ``models/.staging/``; a refused start removes it again and a finished training is moved into
+  ``models/<model_name>/``.
+- A job of our sweeper (``knowit-app -m ...``): the sweeper chose the run dir
+  ``models/<model>/sweeps/<sweep>/<run>/``; train straight into it.
+- A run started by ``wandb agent`` (``WANDB_SWEEP_ID`` set): train in staging, then move the
+  run into the same sweep layout, named from the agent's parameters.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
+import yaml
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from knowit_app.errors import ConfigError, ModelExistsError
@@ -23,29 +31,61 @@ log = logging.getLogger("knowit_app")
 
 def run_task(cfg: DictConfig) -> float | None:
     """Train ``cfg.model_name``; return the best monitored score (what a sweeper optimises)."""
-    from knowit_app.training.run import execute, plan_training
+    hydra_cfg = HydraConfig.get()
+    out_dir = Path(hydra_cfg.runtime.output_dir).resolve()
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        from knowit_app.sweeps.job import run_sweep_job
 
-    staged = Path(HydraConfig.get().runtime.output_dir).resolve()
+        return run_sweep_job(cfg, out_dir)
+    return run_single(cfg, out_dir)
+
+
+def run_single(cfg: DictConfig, staged: Path) -> float | None:
+    """One training in staging, published to the model dir (or an agent's sweep run dir)."""
+    from knowit_app.tracking import agent_launched
+
     layout = ExperimentLayout(cfg.exp_dir)
     try:
-        model_dir = layout.model_dir(cfg.model_name)
-        refuse_existing(model_dir, cfg.overwrite)
+        target = agent_run_dir(cfg, layout) if agent_launched() else layout.model_dir(
+            cfg.model_name)
+        refuse_existing(target, cfg.overwrite)
+        from knowit_app.training.run import plan_training
+
         plan = plan_training(cfg)
     except (ConfigError, ModelExistsError) as exc:
         discard_staging(staged, layout.staging_dir)
         # One line and exit status 2, as command-line tools do; Hydra would print a traceback.
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    from knowit_app.tracking import fit_tracked
+
     try:
-        result = execute(plan, staged)
+        result = fit_tracked(plan, staged, target.name)
     except BaseException:
         log.error("training failed; its partial output is kept in %s", staged)
         raise
-    kept = publish(staged, model_dir, cfg.overwrite)
+    kept = publish(staged, target, cfg.overwrite)
     discard_staging(staged, layout.staging_dir)  # only removes the staging dir if now empty
     log.info("model %s: best %s=%s (%s) in %s", cfg.model_name, result.monitor,
              f"{result.best_score:.4g}" if result.best_score is not None else "n/a",
-             result.best_checkpoint, model_dir)
+             result.best_checkpoint, target)
     if kept is not None:
         log.info("the model it replaced is kept in %s", kept)
     return result.best_score
+
+
+def agent_run_dir(cfg: DictConfig, layout: ExperimentLayout) -> Path:
+    """The sweep-layout run dir for a run a W&B agent started, named from its parameters."""
+    from knowit_app.sweeps.naming import run_name
+
+    params: dict = {}
+    param_path = os.environ.get("WANDB_SWEEP_PARAM_PATH")
+    if param_path and Path(param_path).exists():
+        raw = yaml.safe_load(Path(param_path).read_text()) or {}
+        params = {k: v.get("value") if isinstance(v, dict) else v for k, v in raw.items()
+                  if not str(k).startswith("_")}
+    sweep_name = cfg.sweep.get("name") or os.environ["WANDB_SWEEP_ID"]
+    sweep_dir = layout.sweep_dir(cfg.model_name, str(sweep_name))
+    taken = {p.name for p in sweep_dir.iterdir()} if sweep_dir.exists() else set()
+    name = run_name(params, taken=taken) if params else os.environ.get("WANDB_RUN_ID", "run")
+    return sweep_dir / name

@@ -139,3 +139,24 @@ def test_imported_dataset_trains(tmp_path):
         warnings.simplefilter("ignore")
         result = execute(plan_training(cfg), tmp_path / "run")
     assert result.state == "finished" and np.isfinite(result.best_score)
+
+
+def test_lightning_options_pass_through(tmp_path):
+    """Precision, accelerator, devices and clipping reach Lightning's Trainer as given."""
+    from knowit_app.training.trainer import build_trainer
+
+    cfg = cfg_for(tmp_path, "trainer.accelerator=auto", "trainer.precision=bf16-mixed",
+                  "trainer.gradient_clip_val=0.25", "trainer.gradient_clip_algorithm=value",
+                  "trainer.devices=1")
+    trainer, checkpoint = build_trainer(cfg.trainer, tmp_path / "out", "valid_loss", "min", 1)
+    assert trainer.gradient_clip_val == 0.25
+    assert trainer.gradient_clip_algorithm == "value"
+    assert trainer.precision == "bf16-mixed"
+    assert checkpoint.monitor == "valid_loss" and checkpoint.mode == "min"
+
+
+def test_bf16_autocast_trains_on_cpu(tmp_path):
+    cfg = cfg_for(tmp_path, "trainer.accelerator=auto", "trainer.precision=bf16-mixed",
+                  "trainer.max_epochs=1")
+    result = execute(plan_training(cfg), tmp_path / "run")
+    assert result.state == "finished" and np.isfinite(result.best_score)

@@ -37,3 +37,14 @@ class RunResult:
     def read(cls, out_dir: Path) -> RunResult:
         data: dict[str, Any] = json.loads((Path(out_dir) / RESULT_FILE).read_text())
         return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
+
+
+def metric_history(out_dir: Path, metric: str) -> list[float]:
+    """The per-epoch values of ``metric`` from a run's ``lightning_logs/*/metrics.csv``."""
+    import csv
+
+    values: list[float] = []
+    for path in sorted(Path(out_dir).glob("lightning_logs/version_*/metrics.csv")):
+        with open(path) as fh:
+            values.extend(float(row[metric]) for row in csv.DictReader(fh) if row.get(metric))
+    return values

@@ -1,0 +1,122 @@
+"""Logging a training into a W&B run: offline runs on disk, or the run a W&B sweep assigned.
+
+A W&B run is started only when asked (``wandb.mode``), or when a W&B agent launched this
+process (``WANDB_SWEEP_ID`` in the environment). Metrics are logged once per epoch against
+``epoch``, as in KnowIt's sweep tutorial (``define_metric("*", step_metric="epoch")``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+DEFAULT_PROJECT = "knowit-app"
+
+
+def agent_launched() -> bool:
+    """Whether a W&B agent (``wandb agent`` or ``wandb.agent``) started this run."""
+    return bool(os.environ.get("WANDB_SWEEP_ID"))
+
+
+def start_wandb_run(cfg: DictConfig, run_name: str | None) -> tuple[Any | None, bool]:
+    """Start (or join) the W&B run for this training: (run or None, whether we own it)."""
+    settings = cfg.wandb
+    if settings.mode == "disabled" and not agent_launched() and _active_run() is None:
+        return None, False
+    import wandb
+
+    owned = _active_run() is None
+    if not owned:  # the KnowIt tutorial's runner called wandb.init() itself
+        run = _active_run()
+    else:
+        if settings.dir:
+            Path(settings.dir).mkdir(parents=True, exist_ok=True)
+        args: dict[str, Any] = {
+            "project": settings.project or DEFAULT_PROJECT, "entity": settings.entity,
+            "group": settings.group, "name": run_name, "dir": settings.dir,
+            "id": settings.run_id, "job_type": "train",
+            "config": OmegaConf.to_container(cfg, resolve=True),
+            "reinit": "finish_previous",
+        }
+        if settings.mode != "disabled" and "WANDB_MODE" not in os.environ:
+            args["mode"] = settings.mode  # a user's WANDB_MODE (e.g. offline on a cluster) wins
+        with _agent_env(settings.sweep_id, settings.run_id):
+            run = wandb.init(**{k: v for k, v in args.items() if v is not None})
+    run.define_metric("epoch")
+    run.define_metric("*", step_metric="epoch")
+    return run, owned
+
+
+@contextmanager
+def _agent_env(sweep_id: str | None, run_id: str | None) -> Iterator[None]:
+    """Set what a W&B agent sets (``WANDB_SWEEP_ID``, ``WANDB_RUN_ID``) for the init only.
+
+    W&B attaches a run to a server sweep through these variables (in a sweep it ignores
+    ``wandb.init(id=...)``); restoring them keeps later trainings in this process from being
+    mistaken for agent runs.
+    """
+    wanted = {"WANDB_SWEEP_ID": sweep_id, "WANDB_RUN_ID": run_id if sweep_id else None}
+    saved = {k: os.environ.get(k) for k in wanted}
+    for key, value in wanted.items():
+        if value:
+            os.environ[key] = str(value)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _active_run() -> Any | None:
+    wandb = __import__("sys").modules.get("wandb")
+    return getattr(wandb, "run", None) if wandb is not None else None
+
+
+def fit_tracked(plan: Any, out_dir: Path, run_name: str,
+                callbacks: Sequence[L.Callback] = ()) -> Any:
+    """``execute(plan, out_dir)`` with every epoch logged to W&B when W&B is on.
+
+    A run we started is finished here (runs of one process merge otherwise); a run the user
+    started (the KnowIt tutorial's ``runner()``) is left open for the user to finish.
+    """
+    from knowit_app.training.run import execute
+
+    run, owned = start_wandb_run(plan.cfg, run_name)
+    extra = [WandbEpochLogger(run)] if run is not None else []
+    try:
+        result = execute(plan, out_dir, callbacks=[*callbacks, *extra])
+    except BaseException:
+        if run is not None and owned:
+            run.finish(exit_code=1)
+        raise
+    if run is not None:
+        if result.best_score is not None:
+            run.summary[f"best_{result.monitor}"] = result.best_score
+        if owned:
+            run.finish(exit_code=0)
+            if plan.cfg.wandb.sweep_id:
+                # W&B reads the agent variables once per process: reset it for the next run.
+                import wandb
+
+                wandb.teardown()
+    return result
+
+
+class WandbEpochLogger(L.Callback):
+    """Logs every epoch's metrics to a W&B run, with ``epoch`` as the step metric."""
+
+    def __init__(self, run: Any) -> None:
+        self.run = run
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        self.run.log({"epoch": trainer.current_epoch, **metrics})
