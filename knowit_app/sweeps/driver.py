@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 import traceback
 from collections.abc import Sequence
@@ -153,11 +154,17 @@ class SweepDriver:
             claims = self._claim(plan, state, want)
             if not claims:
                 break
-            results = self.launcher.launch([c.overrides for c in claims],
-                                           initial_job_idx=self.job_idx)
+            try:
+                results = self.launcher.launch([c.overrides for c in claims],
+                                               initial_job_idx=self.job_idx)
+            except Exception as exc:  # e.g. Slurm killed a job: submitit raises for the batch
+                log.error("the launcher failed for this batch: %s", one_line(exc))
+                results, launch_error = None, exc
+            else:
+                launch_error = None
             self.job_idx += len(claims)
-            self._tell(plan, state, claims, results)
-            returns.extend(results)
+            self._tell(plan, state, claims, results, launch_error)
+            returns.extend(results or [])
             started += len(claims)
             self._check_failures(state)
         print_best(plan, state)
@@ -231,10 +238,27 @@ class SweepDriver:
                 claims.append(Claim(record, overrides))
         return claims
 
+    def _threads_per_run(self, plan: SweepPlan) -> int | None:
+        """Torch threads for each run so that parallel runs do not oversubscribe the cores.
+
+        Slurm-style launchers give each run ``cpus_per_task`` cores; local parallel runs share
+        this machine's cores. ``trainer.num_threads`` set by the user always wins.
+        """
+        if plan.app_cfg.trainer.num_threads is not None:
+            return None
+        assert self.config is not None
+        cpus = OmegaConf.select(self.config, "hydra.launcher.cpus_per_task", default=None)
+        if cpus:
+            return int(cpus)
+        parallel = int(self.options.get("parallel", 1))
+        return max(1, (os.cpu_count() or 1) // parallel) if parallel > 1 else None
+
     def _job_overrides(self, plan: SweepPlan, name: str) -> list[str]:
-        """Where the job writes and which W&B run it logs into."""
+        """Where the job writes, which W&B run it logs into, how many threads it uses."""
         spec = plan.spec
-        return [f"hydra.sweep.dir={override_value(str(plan.sweep_dir))}",
+        threads = self._threads_per_run(plan)
+        extra = [f"trainer.num_threads={threads}"] if threads else []
+        return [*extra, f"hydra.sweep.dir={override_value(str(plan.sweep_dir))}",
                 f"hydra.sweep.subdir={override_value(name)}",
                 f"wandb.mode={plan.controller.wandb_mode}",
                 f"wandb.group={override_value(spec.name)}",
@@ -242,21 +266,31 @@ class SweepDriver:
                 f"wandb.project={override_value(plan.controller.project)}"]
 
     def _tell(self, plan: SweepPlan, state: SweepState, claims: Sequence[Claim],
-              results: Sequence[JobReturn]) -> None:
-        """Record each launched run's outcome; failures keep their traceback on disk."""
+              results: Sequence[JobReturn] | None, launch_error: Exception | None) -> None:
+        """Record each launched run's outcome; failures keep their traceback on disk.
+
+        Without results (the launcher raised for the whole batch) each run's outcome is read
+        from its run dir: a run that finished there counts, any other is failed, none is lost.
+        """
         from knowit_app.training.result import metric_history
 
-        for claim, ret in zip(claims, results, strict=True):
+        for i, claim in enumerate(claims):
             run_dir = plan.sweep_dir / claim.record.name
             update: dict[str, Any] = {"ended": time.time()}
-            if ret.status == JobStatus.COMPLETED:
-                outcome = read_outcome(run_dir)
-                update.update(outcome)
+            ret = results[i] if results is not None else None
+            finished_on_disk = ret is None and (run_dir / "run_result.json").exists()
+            if (ret is not None and ret.status == JobStatus.COMPLETED) or finished_on_disk:
+                update.update(read_outcome(run_dir))
                 update["history"] = metric_history(run_dir, plan.spec.metric_name)
-            else:
+            elif ret is not None:
                 exc = ret._return_value
                 update.update(state="failed", score=None, error=one_line(exc))
                 write_error(run_dir, exc)
+            else:
+                assert launch_error is not None
+                update.update(state="failed", score=None,
+                              error=f"the launcher lost this job: {one_line(launch_error)}")
+                write_error(run_dir, launch_error)
             with state.locked() as data:
                 run = find(data, claim.record.name)
                 run.update(update)

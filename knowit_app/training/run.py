@@ -10,6 +10,7 @@ all go through these two functions.
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -32,6 +33,9 @@ from knowit_app.training.result import RunResult
 from knowit_app.validate import devices_value, monitored_metric, validate_trainer
 
 log = logging.getLogger("knowit_app.training")
+
+# Every epoch's state, kept while a run trains so that a requeued job resumes mid-way.
+RESUME_DIR = ".resume"
 
 
 @dataclass
@@ -85,6 +89,7 @@ def execute(plan: TrainingPlan, out_dir: Path, *, loggers: Sequence[Any] = (),
     """Fit the planned model, writing its files into ``out_dir``; return the run's result."""
     import lightning as L
     import torch
+    from lightning.pytorch.callbacks import ModelCheckpoint
 
     from knowit_app.training.model_args import write_model_args
     from knowit_app.training.module import KnowitModule
@@ -103,8 +108,13 @@ def execute(plan: TrainingPlan, out_dir: Path, *, loggers: Sequence[Any] = (),
                           trainer_cfg.lr_scheduler, trainer_cfg.lr_scheduler_kwargs,
                           plan.monitor, plan.metric_factories)
     write_model_args(out_dir, cfg, plan.prepared, plan.monitor, plan.mode)
+    resume_dir = out_dir / RESUME_DIR
+    resume_from = resume_dir / "last.ckpt"
+    resume = ModelCheckpoint(dirpath=resume_dir, filename="last", monitor=None, save_top_k=1,
+                             every_n_epochs=1, enable_version_counter=False)
     trainer, checkpoint = build_trainer(trainer_cfg, out_dir, plan.monitor, plan.mode,
-                                        devices_value(trainer_cfg.devices), loggers, callbacks)
+                                        devices_value(trainer_cfg.devices), loggers,
+                                        [*callbacks, resume])
     batch_size, seed = cfg.data.batch_size, cfg.data.seed
     train_loader = make_dataloader(plan.prepared, "train", batch_size,
                                    cfg.data.shuffle_train, seed)
@@ -120,8 +130,12 @@ def execute(plan: TrainingPlan, out_dir: Path, *, loggers: Sequence[Any] = (),
         # The run dir already holds .hydra/ (and model_args.yaml): expected, not a problem.
         warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-        trainer.fit(module, train_loader, valid_loader)
+        if resume_from.exists():  # a requeued job (preemption, time limit): go on from there
+            log.info("resuming from %s", resume_from)
+        trainer.fit(module, train_loader, valid_loader,
+                    ckpt_path=str(resume_from) if resume_from.exists() else None)
     fit_seconds = time.perf_counter() - fit_started
+    shutil.rmtree(resume_dir, ignore_errors=True)
     best = checkpoint.best_model_score
     result = RunResult(
         state="finished",
