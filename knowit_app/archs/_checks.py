@@ -165,3 +165,17 @@ def check_shapes(input_shape: tuple[int, int], output_shape: tuple[int, int]) ->
     for label, shape in (("input_shape", input_shape), ("output_shape", output_shape)):
         if len(shape) != 2 or any(int(s) < 1 for s in shape):
             raise ValueError(f"{label} must be (steps, components), both >= 1; got {shape}")
+
+
+def checked_hps(name: str, hps: Mapping[str, Any], validate: Any,
+                input_shape: tuple[int, int], output_shape: tuple[int, int], task: str,
+                num_classes: int | None) -> dict[str, Any]:
+    """An architecture's hyperparameters over its defaults, checked with the shapes and task:
+    the same first steps of every ``build``."""
+    from knowit_app.archs import hp_defaults
+
+    full = {**hp_defaults(name), **hps}
+    validate(full)
+    check_shapes(input_shape, output_shape)
+    check_task(task, output_shape, num_classes, full["output_activation"])
+    return full

@@ -54,10 +54,7 @@ def build(
     hps: Mapping[str, Any],
 ) -> nn.Module:
     """A CNN for (B, steps, components) inputs; hyperparameters left out take the defaults."""
-    hps = {**hp_defaults(NAME), **hps}
-    validate(hps)
-    checks.check_shapes(input_shape, output_shape)
-    checks.check_task(task, output_shape, num_classes, hps["output_activation"])
+    hps = checks.checked_hps(NAME, hps, validate, input_shape, output_shape, task, num_classes)
     steps, channels = int(input_shape[0]), int(input_shape[1])
     filters, norm = int(hps["num_filters"]), checks.optional_name(hps["normalization"])
     norm = norm.lower() if isinstance(norm, str) else norm

@@ -48,10 +48,7 @@ def build(
     hps: Mapping[str, Any],
 ) -> nn.Module:
     """An LSTM for (B, steps, components) inputs; hyperparameters left out take the defaults."""
-    hps = {**hp_defaults(NAME), **hps}
-    validate(hps)
-    checks.check_shapes(input_shape, output_shape)
-    checks.check_task(task, output_shape, num_classes, hps["output_activation"])
+    hps = checks.checked_hps(NAME, hps, validate, input_shape, output_shape, task, num_classes)
     depth, width, dropout = int(hps["depth"]), int(hps["width"]), float(hps["dropout"])
     directions = 2 if hps["bidirectional"] else 1
     lstm = nn.LSTM(
