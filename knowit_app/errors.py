@@ -19,6 +19,10 @@ class ConfigError(KnowitError, ValueError):
         self.detail = message
         super().__init__(f"{key}: {message}")
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # Launchers (submitit) pickle a job's exception back to the sweeper.
+        return (type(self), (self.key, self.detail))
+
 
 class ModelExistsError(KnowitError, FileExistsError):
     """Training would replace a model the user already has."""

@@ -73,12 +73,14 @@ class SweepDriver:
         self.options.pop("_target_", None)
         self.job_idx = 0
         self.launcher: Any = None
+        self.task_function: TaskFunction | None = None
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
               config: DictConfig) -> None:
         self.hydra_context = hydra_context
+        self.task_function = task_function
         self.config = config
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config)
@@ -201,6 +203,10 @@ class SweepDriver:
         assert self.config is not None
         with read_write(self.config), open_dict(self.config):
             self.config.hydra.sweep.dir = str(sweep_dir)
+        # Launchers resolve paths such as submitit's log folder when they are set up.
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=self.hydra_context, task_function=self.task_function,
+            config=self.config)
 
     def _claim(self, plan: SweepPlan, state: SweepState, want: int) -> list[Claim]:
         """Under the lock: rerun interrupted runs first, then ask the controller for more."""
@@ -345,7 +351,10 @@ def read_outcome(run_dir: Path) -> dict[str, Any]:
         return {"state": "failed", "score": None, "error": "no run_result.json was written"}
     score = result.best_score
     if score is None or not math.isfinite(score):
-        return {"state": "failed", "score": None, "error": f"no finite score ({score})"}
+        error_file = run_dir / ERROR_FILE
+        lines = error_file.read_text().strip().splitlines() if error_file.exists() else []
+        return {"state": "failed", "score": None,
+                "error": lines[-1] if lines else f"no finite score ({score})"}
     return {"state": result.state, "score": score}
 
 

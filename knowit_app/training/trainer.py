@@ -39,6 +39,13 @@ def early_stopping_callback(args: Mapping[str, Any], monitor: str, mode: str) ->
     return EarlyStopping(**{"monitor": monitor, "mode": mode, **dict(args)})
 
 
+def cluster_plugins() -> list[Any]:
+    """On Slurm, leave requeueing to the launcher (submitit), not to Lightning's SIGTERM hook."""
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
+
+
 def build_trainer(trainer_cfg: Mapping[str, Any], out_dir: Path, monitor: str, mode: str,
                   devices: int | str, loggers: Sequence[Any] = (),
                   callbacks: Sequence[Any] = ()) -> tuple[L.Trainer, ModelCheckpoint]:
@@ -65,5 +72,6 @@ def build_trainer(trainer_cfg: Mapping[str, Any], out_dir: Path, monitor: str, m
         log_every_n_steps=1,
         logger=[csv, *loggers],
         callbacks=all_callbacks,
+        plugins=cluster_plugins(),
     )
     return trainer, checkpoint

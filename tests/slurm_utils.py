@@ -1,0 +1,113 @@
+"""Is a Slurm cluster here to run sweeps on? For tests that need one (tests/test_slurm.py).
+
+Start the loopback cluster with ``scripts/slurm/install.sh && scripts/slurm/start.sh``. Without
+it the Slurm tests are skipped, with the reason, except under CI (``CI=true``), where a missing
+or stopped cluster fails them: CI must never pass by skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+READY_STATES = {"idle", "mixed", "allocated", "completing"}
+START_HINT = "start it with: scripts/slurm/install.sh && scripts/slurm/start.sh"
+
+
+def _run(cmd: list[str], timeout: float = 20) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def slurm_available() -> tuple[bool, str]:
+    """Whether ``sinfo`` is installed and shows a node that takes jobs; else why not."""
+    if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
+        return False, f"Slurm is not installed (no sinfo/sbatch on PATH); {START_HINT}"
+    try:
+        proc = _run(["sinfo", "-h", "-o", "%T"])
+    except subprocess.TimeoutExpired:
+        return False, f"sinfo did not answer in 20 s (slurmctld down?); {START_HINT}"
+    if proc.returncode != 0:
+        detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return False, f"sinfo failed ({detail}); {START_HINT}"
+    states = {s.strip().rstrip("*~#!%$@^-").lower() for s in proc.stdout.split()}
+    if not states & READY_STATES:
+        return False, (f"no Slurm node takes jobs (states: {', '.join(sorted(states)) or 'none'});"
+                       f" {START_HINT}")
+    return True, f"Slurm node states: {', '.join(sorted(states))}"
+
+
+def accounting_available() -> tuple[bool, str]:
+    """Whether ``sacct`` works. submitit needs it to notice a job that died without a result."""
+    if shutil.which("sacct") is None:
+        return False, "sacct is not installed"
+    try:
+        proc = _run(["sacct", "-n", "-X", "-S", "now-1minutes", "-o", "JobID"])
+    except subprocess.TimeoutExpired:
+        return False, "sacct did not answer in 20 s (slurmdbd down?)"
+    if proc.returncode != 0:
+        detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return False, (f"sacct fails ({detail}): start the cluster with accounting "
+                       "(scripts/slurm/start.sh, KNOWIT_SLURM_ACCOUNTING=1)")
+    return True, "sacct works"
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+
+
+def require(check=slurm_available) -> None:
+    """Skip the calling test when ``check`` fails; under CI, fail it instead."""
+    ok, why = check()
+    if ok:
+        return
+    if in_ci():
+        pytest.fail(f"CI=true and {why}", pytrace=False)
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def slurm() -> None:
+    """A running Slurm cluster (skip without one; fail under CI)."""
+    require(slurm_available)
+
+
+@pytest.fixture(scope="session")
+def slurm_accounting(slurm: None) -> None:
+    """A running Slurm cluster whose ``sacct`` works (skip without; fail under CI)."""
+    require(accounting_available)
+
+
+def cancel_jobs(name: str) -> None:
+    """Cancel every job called ``name`` that a test left behind (never fails)."""
+    if shutil.which("scancel"):
+        try:
+            _run(["scancel", f"--name={name}"])
+        except (OSError, subprocess.SubprocessError):
+            pass
+
+
+def array_tasks(name: str) -> dict[int, dict[str, str]]:
+    """The queued tasks of the job array called ``name``, by index: ``array`` (``<id>_<index>``,
+    what scancel takes), ``job_id`` (the task's own job id, what ``scontrol listpids`` takes)
+    and ``state`` (PENDING, RUNNING, ...)."""
+    proc = _run(["squeue", "-h", f"--name={name}", "-r", "-o", "%F %K %A %T"])
+    tasks: dict[int, dict[str, str]] = {}
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[1].isdigit():
+            tasks[int(parts[1])] = {"array": f"{parts[0]}_{parts[1]}", "job_id": parts[2],
+                                    "state": parts[3]}
+    return tasks
+
+
+def task_pid(job_id: str) -> int | None:
+    """The pid of task 0 of step 0 of a job (the Python process submitit runs), if running."""
+    proc = _run(["scontrol", "listpids", job_id])
+    for line in proc.stdout.splitlines()[1:]:
+        parts = line.split()
+        if len(parts) >= 4 and parts[2] == "0" and parts[3] == "0" and parts[0].isdigit():
+            return int(parts[0])
+    return None
