@@ -41,9 +41,14 @@ def early_stopping_callback(args: Mapping[str, Any], monitor: str, mode: str) ->
 
 def cluster_plugins() -> list[Any]:
     """On Slurm, leave requeueing to the launcher (submitit), not to Lightning's SIGTERM hook."""
+    import os
+
     from lightning.pytorch.plugins.environments import SLURMEnvironment
 
-    return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
+    # Not SLURMEnvironment.detect(): it warns about srun on every machine with Slurm installed.
+    in_slurm_job = bool(os.environ.get("SLURM_JOB_ID")) and os.environ.get(
+        "SLURM_JOB_NAME") not in ("bash", "interactive")
+    return [SLURMEnvironment(auto_requeue=False)] if in_slurm_job else []
 
 
 def build_trainer(trainer_cfg: Mapping[str, Any], out_dir: Path, monitor: str, mode: str,
