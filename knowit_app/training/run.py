@@ -112,9 +112,6 @@ def execute(plan: TrainingPlan, out_dir: Path, *, loggers: Sequence[Any] = (),
     resume_from = resume_dir / "last.ckpt"
     resume = ModelCheckpoint(dirpath=resume_dir, filename="last", monitor=None, save_top_k=1,
                              every_n_epochs=1, enable_version_counter=False)
-    trainer, checkpoint = build_trainer(trainer_cfg, out_dir, plan.monitor, plan.mode,
-                                        devices_value(trainer_cfg.devices), loggers,
-                                        [*callbacks, resume])
     batch_size, seed = cfg.data.batch_size, cfg.data.seed
     train_loader = make_dataloader(plan.prepared, "train", batch_size,
                                    cfg.data.shuffle_train, seed)
@@ -125,6 +122,11 @@ def execute(plan: TrainingPlan, out_dir: Path, *, loggers: Sequence[Any] = (),
              sum(p.numel() for p in network.parameters()))
     fit_started = time.perf_counter()
     with warnings.catch_warnings():
+        # Lightning's hint to use srun shows wherever Slurm is installed; we run under sbatch.
+        warnings.filterwarnings("ignore", message=".*`srun` command is available.*")
+        trainer, checkpoint = build_trainer(trainer_cfg, out_dir, plan.monitor, plan.mode,
+                                            devices_value(trainer_cfg.devices), loggers,
+                                            [*callbacks, resume])
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*number of training batches.*")
         # The run dir already holds .hydra/ (and model_args.yaml): expected, not a problem.
