@@ -27,6 +27,7 @@ import yaml
 from knowit_app.errors import ConfigError, KnowitError
 from knowit_app.layout import (
     CHECKPOINT_PREFIX,
+    ERROR_FILE,
     LOGS_DIR,
     MODEL_ARGS_FILE,
     RESULT_FILE,
@@ -37,7 +38,7 @@ from knowit_app.swap import locked, new_staging_dir, recover, swap_in
 
 SWEEP_CONFIG_FILE = "sweep_config.yaml"
 CONSOLIDATED_FILE = "consolidated_from.json"
-ERROR_FILE = "error.txt"
+
 VALID_STATES = ("finished", "stopped")
 GOALS = ("minimize", "maximize")
 _GOAL_ALIASES = {"minimize": "minimize", "min": "minimize",

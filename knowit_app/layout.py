@@ -24,6 +24,7 @@ CHECKPOINT_PREFIX = "bestmodel"
 MODEL_ARGS_FILE = "model_args.yaml"
 LOGS_DIR = "lightning_logs"
 RESULT_FILE = "run_result.json"
+ERROR_FILE = "error.txt"  # a failed run's traceback
 CONSOLIDATED_FILE = "consolidated_from.json"
 HYDRA_DIR = ".hydra"
 REPLACED_DIR = ".replaced"

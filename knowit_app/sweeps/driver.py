@@ -25,7 +25,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from knowit_app.errors import ConfigError, KnowitError
-from knowit_app.layout import ExperimentLayout
+from knowit_app.layout import ERROR_FILE, ExperimentLayout
 from knowit_app.sweeps.controllers import Controller, make_controller
 from knowit_app.sweeps.engine import RunRecord
 from knowit_app.sweeps.grammar import parameters_from_overrides
@@ -35,7 +35,6 @@ from knowit_app.sweeps.state import CONFIG_FILE, SweepState, find, owner_alive, 
 
 log = logging.getLogger("knowit_app.sweep")
 
-ERROR_FILE = "error.txt"
 MIN_RUNS_FOR_FAILURE_RATE = 3
 MODES = ("auto", "offline", "online")
 

@@ -13,9 +13,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from knowit_app.layout import ERROR_FILE
 from knowit_app.training.result import RunResult
-
-ERROR_FILE = "error.txt"
 
 
 def run_sweep_job(cfg: DictConfig, run_dir: Path) -> float | None:
