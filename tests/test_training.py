@@ -49,6 +49,55 @@ def test_metrics_scheduler_clipping_and_early_stopping(tmp_path):
     assert "valid_perf_mean_absolute_error=" in checkpoints(out)[0].name
 
 
+class _Recorder:
+    """A Lightning callback keeping the learning rate per epoch and the largest gradient."""
+
+    def __new__(cls):
+        import lightning as L
+
+        class Recorder(L.Callback):
+            def __init__(self):
+                self.lrs, self.max_grads = [], []
+
+            def on_train_epoch_start(self, trainer, pl_module):
+                self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+            def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+                self.max_grads.append(max(float(p.grad.abs().max())
+                                          for p in pl_module.parameters() if p.grad is not None))
+
+        return Recorder()
+
+
+@pytest.mark.parametrize("clip", [None, 1e-4])
+def test_gradient_clipping_bounds_every_step(tmp_path, clip):
+    """trainer.gradient_clip_val (algorithm value) caps every gradient the optimizer sees."""
+    cfg = cfg_for(tmp_path, "trainer.max_epochs=1", "trainer.optim=SGD",
+                  f"trainer.gradient_clip_val={'null' if clip is None else clip}",
+                  "trainer.gradient_clip_algorithm=value")
+    recorder = _Recorder()
+    execute(plan_training(cfg), tmp_path / "run", callbacks=[recorder])
+    assert recorder.max_grads, "the optimizer never stepped"
+    if clip is None:
+        assert max(recorder.max_grads) > 1e-4, "unclipped gradients should exceed the cap"
+    else:
+        assert max(recorder.max_grads) <= clip * (1 + 1e-6)
+
+
+@pytest.mark.parametrize("scheduler, kwargs, factors", [
+    ("StepLR", "{step_size:1,gamma:0.5}", [1, 0.5, 0.25]),
+    # never "improves" (threshold 1e9): the plateau scheduler halves the rate from epoch 2 on
+    ("ReduceLROnPlateau", "{patience:0,factor:0.5,threshold:1e9,threshold_mode:abs}",
+     [1, 1, 0.5]),
+])
+def test_lr_scheduler_steps_once_per_epoch(tmp_path, scheduler, kwargs, factors):
+    cfg = cfg_for(tmp_path, "trainer.max_epochs=3", "trainer.learning_rate=0.01",
+                  f"trainer.lr_scheduler={scheduler}", f"+trainer.lr_scheduler_kwargs={kwargs}")
+    recorder = _Recorder()
+    execute(plan_training(cfg), tmp_path / "run", callbacks=[recorder])
+    assert recorder.lrs == pytest.approx([0.01 * f for f in factors])
+
+
 def test_epoch_metric_is_over_the_whole_epoch(tmp_path):
     """valid_perf_mean_absolute_error equals the MAE over the whole valid split."""
     import torch
@@ -142,15 +191,12 @@ def test_imported_dataset_trains(tmp_path):
 
 
 def test_lightning_options_pass_through(tmp_path):
-    """Precision, accelerator, devices and clipping reach Lightning's Trainer as given."""
+    """Precision, accelerator and devices reach Lightning's Trainer as given."""
     from knowit_app.training.trainer import build_trainer
 
     cfg = cfg_for(tmp_path, "trainer.accelerator=auto", "trainer.precision=bf16-mixed",
-                  "trainer.gradient_clip_val=0.25", "trainer.gradient_clip_algorithm=value",
                   "trainer.devices=1")
     trainer, checkpoint = build_trainer(cfg.trainer, tmp_path / "out", "valid_loss", "min", 1)
-    assert trainer.gradient_clip_val == 0.25
-    assert trainer.gradient_clip_algorithm == "value"
     assert trainer.precision == "bf16-mixed"
     assert checkpoint.monitor == "valid_loss" and checkpoint.mode == "min"
 

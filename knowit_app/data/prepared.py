@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import DataLoader, Dataset, Sampler
 
 from knowit_app.data.points import parse_chunk, prediction_points
 from knowit_app.data.scaling import Scaler, check_scaling, make_scalers
@@ -251,8 +250,13 @@ def prepare(data_cfg: Mapping[str, Any], task: str, exp_dir: str | Path) -> Prep
     )
 
 
-class _PointBatches(Sampler):
-    """Yields whole arrays of point rows; a fresh seeded permutation each epoch when shuffling."""
+class PointBatches:
+    """Point rows cut into batches; a fresh seeded permutation each epoch when shuffling.
+
+    The permutation of epoch ``e`` depends only on ``seed + e``. Lightning calls
+    :meth:`set_epoch` before each epoch, so a run resumed at epoch ``e`` sees the same order it
+    would have seen without the interruption.
+    """
 
     def __init__(self, rows: np.ndarray, batch_size: int, shuffle: bool, seed: int) -> None:
         self.rows = np.asarray(rows, dtype=np.int64)
@@ -260,6 +264,9 @@ class _PointBatches(Sampler):
         self.shuffle = shuffle
         self.seed = seed
         self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         order = self.rows
@@ -274,31 +281,36 @@ class _PointBatches(Sampler):
         return math.ceil(len(self.rows) / self.batch_size)
 
 
-class _WindowBatches(Dataset):
-    """Maps an array of point rows to one ready batch."""
+class WindowLoader:
+    """An iterable of ready ``(inputs, targets)`` batches over one split.
 
-    def __init__(self, prepared: PreparedData, n_points: int) -> None:
+    Not a ``torch.utils.data.DataLoader``: batches are already whole tensors built by index
+    arithmetic in this process, so the DataLoader's fetch/collate machinery would only add
+    per-step cost. Lightning accepts any iterable with ``len``; it finds :attr:`sampler` and
+    calls its ``set_epoch`` (and reads ``batch_sampler`` once it has seen a ``sampler``).
+    """
+
+    batch_sampler = None
+
+    def __init__(self, prepared: PreparedData, sampler: PointBatches) -> None:
         self.prepared = prepared
-        self.n_points = n_points
+        self.sampler = sampler
 
-    def __getitem__(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.prepared.batch(rows)
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        batch = self.prepared.batch
+        for rows in self.sampler:
+            yield batch(rows)
 
     def __len__(self) -> int:
-        return self.n_points
+        return len(self.sampler)
 
 
 def make_dataloader(
     prepared: PreparedData, split: str, batch_size: int, shuffle: bool, seed: int
-) -> DataLoader:
-    """A DataLoader over one split whose items are whole batches (the last may be partial)."""
+) -> WindowLoader:
+    """An iterable over one split whose items are whole batches (the last may be partial)."""
     if split not in prepared.points:
         raise ValueError(f"unknown split {split!r}; have {', '.join(prepared.points)}")
     batch_size = _check_int(batch_size, "data.batch_size", positive=True)
-    rows = prepared.points[split]
-    return DataLoader(
-        _WindowBatches(prepared, len(rows)),
-        batch_size=None,
-        sampler=_PointBatches(rows, batch_size, bool(shuffle), int(seed)),
-        num_workers=0,
-    )
+    return WindowLoader(prepared, PointBatches(prepared.points[split], batch_size,
+                                               bool(shuffle), int(seed)))

@@ -106,7 +106,8 @@ def execute(plan: TrainingPlan, out_dir: Path, *, loggers: Sequence[Any] = (),
     module = KnowitModule(network, plan.loss, trainer_cfg.loss_kwargs, trainer_cfg.optim,
                           trainer_cfg.optim_kwargs, trainer_cfg.learning_rate,
                           trainer_cfg.lr_scheduler, trainer_cfg.lr_scheduler_kwargs,
-                          plan.monitor, plan.metric_factories)
+                          plan.monitor, plan.metric_factories,
+                          trainer_cfg.gradient_clip_val, trainer_cfg.gradient_clip_algorithm)
     write_model_args(out_dir, cfg, plan.prepared, plan.monitor, plan.mode)
     resume_dir = out_dir / RESUME_DIR
     resume_from = resume_dir / "last.ckpt"

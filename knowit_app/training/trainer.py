@@ -67,8 +67,6 @@ def build_trainer(trainer_cfg: Mapping[str, Any], out_dir: Path, monitor: str, m
         accelerator=trainer_cfg["accelerator"],
         devices=devices,
         precision=trainer_cfg["precision"],
-        gradient_clip_val=trainer_cfg["gradient_clip_val"],
-        gradient_clip_algorithm=trainer_cfg["gradient_clip_algorithm"],
         deterministic=bool(trainer_cfg["deterministic"]),
         detect_anomaly=bool(trainer_cfg["detect_anomaly"]),
         enable_progress_bar=bool(trainer_cfg["enable_progress_bar"]),
