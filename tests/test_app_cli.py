@@ -145,3 +145,18 @@ def test_wrong_type_fails_at_composition(tmp_path):
     assert proc.returncode != 0
     assert "data.batch_size" in proc.stderr
     assert not (tmp_path / "outputs").exists()
+
+
+def test_help_lists_user_options_and_composes_overrides(tmp_path):
+    """--help shows the groups a user picks from (not the schema bases) and the config as the
+    given overrides make it; a bad override is one line and exit 2."""
+    proc = run_cli(["--help", "arch=cnn", "data.batch_size=128"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert "  arch: cnn, lstm, mlp, tcn\n" in text and "base_" not in text
+    assert "hydra/launcher: local_slurm, slurm" in text
+    config = yaml.safe_load(text.split("add a new one with +key=value.\n", 1)[1])
+    assert config["arch"]["name"] == "CNN" and config["data"]["batch_size"] == 128
+    bad = run_cli(["--help", "arch=nope"], cwd=tmp_path)
+    assert bad.returncode == 2 and "arch/nope" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
