@@ -159,3 +159,21 @@ class KnowIt:
             log.warning("the model that was in %s is kept in %s", result.model_dir,
                         result.replaced)
         return result
+
+    def evaluate_model(self, model_name: str, sweep_name: str | None = None,
+                       run_name: str | None = None, sets: Any = None) -> Any:
+        """Score the model (or a sweep run) on train/valid/eval; see knowit_app.evaluation."""
+        from knowit_app.evaluation.forward import find_model_dir
+        from knowit_app.evaluation.scores import evaluate_model
+
+        return evaluate_model(find_model_dir(self.exp_dir, model_name, sweep_name, run_name),
+                              sets)
+
+    def write_predictions(self, model_name: str, split: str = "eval",
+                          sweep_name: str | None = None, run_name: str | None = None) -> Any:
+        """Write ``predictions/<split>.parquet`` and ``.png`` for the model (or a sweep run)."""
+        from knowit_app.evaluation.forward import find_model_dir
+        from knowit_app.evaluation.predictions import write_predictions
+
+        return write_predictions(find_model_dir(self.exp_dir, model_name, sweep_name, run_name),
+                                 split)

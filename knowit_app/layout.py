@@ -30,8 +30,9 @@ HYDRA_DIR = ".hydra"
 REPLACED_DIR = ".replaced"
 
 # Entries of a model directory that belong to the trained model itself (not its sweeps).
+PREDICTIONS_DIR = "predictions"
 MODEL_ENTRY_PATTERNS = (f"{CHECKPOINT_PREFIX}*.ckpt", MODEL_ARGS_FILE, LOGS_DIR, RESULT_FILE,
-                        CONSOLIDATED_FILE, HYDRA_DIR, "*.log")
+                        CONSOLIDATED_FILE, HYDRA_DIR, PREDICTIONS_DIR, "*.log")
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=,+-]*$")
 

@@ -316,6 +316,9 @@ class SweepDriver:
         failed = sum(r.state == "failed" for r in records)
         rate = float(self.options.get("max_failure_rate", 0.5))
         if len(records) >= MIN_RUNS_FOR_FAILURE_RATE and failed / len(records) > rate:
+            from knowit_app.sweeps.callback import write_report_safely
+
+            write_report_safely(state.sweep_dir)  # Hydra's end-of-sweep callback won't run
             raise SweepAborted(f"max_failure_rate: {failed} of {len(records)} runs failed "
                                f"(more than {rate:.0%}); see error.txt in their run dirs")
 

@@ -1,0 +1,96 @@
+"""``knowit-app-report``: write (or rewrite) the offline report of a sweep.
+
+Arguments are ``key=value`` like the Hydra app's and ``knowit-app-consolidate``'s::
+
+    knowit-app-report model_name=m sweep=my_sweep [exp_dir=outputs]
+
+Useful for a sweep that is still running (the report shows it so far), one that was aborted
+before the end-of-sweep report, or an older sweep. It imports neither torch nor Lightning.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from knowit_app.errors import ConfigError, KnowitError
+from knowit_app.layout import ExperimentLayout
+
+USAGE = """\
+usage: knowit-app-report model_name=<model> sweep=<sweep> [exp_dir=outputs]
+
+Write the report of <exp_dir>/models/<model>/sweeps/<sweep>/ into its report/ directory:
+learning curves, parallel coordinates, parameter importance, runs.csv and index.html."""
+
+KEYS = ("exp_dir", "model_name", "sweep")
+ALIASES = {"sweep_name": "sweep", "sweep.name": "sweep", "model": "model_name"}
+
+
+def parse_args(argv: list[str]) -> dict[str, str]:
+    """``key=value`` words into a dict; unknown keys, repeats and missing keys are errors."""
+    args: dict[str, str] = {}
+    for word in argv:
+        key, sep, value = word.partition("=")
+        key = ALIASES.get(key.strip(), key.strip())
+        if not sep or key not in KEYS:
+            raise ConfigError(key or word, f"unknown argument {word!r}; use "
+                              + ", ".join(f"{k}=..." for k in KEYS))
+        if key in args:
+            raise ConfigError(key, "given twice")
+        args[key] = value.strip()
+    for key in ("model_name", "sweep"):
+        if not args.get(key):
+            raise ConfigError(key, f"missing; give {key}=<name>")
+    return args
+
+
+def find_sweep(exp_dir: str | Path, model_name: str, sweep: str) -> Path:
+    """The sweep's directory, or a ConfigError that says what exists instead."""
+    layout = ExperimentLayout(exp_dir)
+    sweep_dir = layout.sweep_dir(model_name, sweep)
+    if sweep_dir.is_dir():
+        return sweep_dir
+    sweeps_dir = layout.sweeps_dir(model_name)
+    if not sweeps_dir.is_dir():
+        models = sorted(p.parent.name for p in layout.models_dir.glob("*/sweeps") if p.is_dir())
+        there = f"models with sweeps: {', '.join(models)}" if models else "no model has sweeps"
+        raise ConfigError("model_name", f"no sweeps of model {model_name!r} in "
+                                        f"{layout.models_dir}; {there}")
+    names = sorted(p.name for p in sweeps_dir.iterdir()
+                   if p.is_dir() and not p.name.startswith("."))
+    there = f"sweeps there: {', '.join(names)}" if names else "it has no sweeps yet"
+    raise ConfigError("sweep", f"no sweep {sweep!r} in {sweeps_dir}; {there}")
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; 0 on success, 2 on a user error (message on stderr), 1 on I/O errors."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(a in ("-h", "--help", "help") for a in argv):
+        print(USAGE)
+        return 0
+    try:
+        args = parse_args(argv)
+        sweep_dir = find_sweep(args.get("exp_dir") or "outputs", args["model_name"],
+                               args["sweep"])
+        from knowit_app.report import write_report
+
+        index = write_report(sweep_dir)
+    except KnowitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"report of sweep {args['sweep']!r}: {_shown(index)}")
+    return 0
+
+
+if __name__ == "__main__":  # python -m knowit_app.report.cli
+    sys.exit(main())
