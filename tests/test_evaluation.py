@@ -10,27 +10,16 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import snapshot
+from helpers import snapshot, train_in_process
 
-from knowit_app.api import KnowIt, compose_config
+from knowit_app.api import KnowIt
 from knowit_app.data.store import load_dataset
 from knowit_app.evaluation.cli import eval_main
 from knowit_app.evaluation.files import replace_atomically
 from knowit_app.evaluation.scores import evaluate_model, metrics_path, read_metrics_csv
-from knowit_app.layout import ExperimentLayout
 from knowit_app.restore import load_trained_model
-from knowit_app.training.run import execute, plan_training
 
-# One short epoch of a narrow MLP on 5 instances (3 train, 1 valid, 1 eval).
-QUICK = ["data.limit=5", "arch.width=32", "trainer.max_epochs=1", "data.batch_size=256"]
 PERF = "trainer.performance_metrics=[mean_absolute_error,r2_score]"
-
-
-def train(exp, name, *overrides):
-    cfg = compose_config([f"exp_dir={exp}", f"model_name={name}", *QUICK, *overrides])
-    model_dir = ExperimentLayout(exp).model_dir(name)
-    execute(plan_training(cfg), model_dir)
-    return model_dir
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +30,12 @@ def exp(tmp_path_factory):
 @pytest.fixture(scope="module")
 def regression(exp):
     """Two output steps, scaling_tag=full (the default): perf metrics get rescaled."""
-    return train(exp, "reg", PERF, "data.out_chunk=[0,1]")
+    return train_in_process(exp, "reg", PERF, "data.out_chunk=[0,1]")
 
 
 @pytest.fixture(scope="module")
 def classification(exp):
-    return train(exp, "cls", "data=synth_c", "trainer=classification")
+    return train_in_process(exp, "cls", "data=synth_c", "trainer=classification")
 
 
 def logged_at_checkpoint(model_dir):

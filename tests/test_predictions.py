@@ -5,23 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import train_in_process
 
-from knowit_app.api import KnowIt, compose_config
+from knowit_app.api import KnowIt
 from knowit_app.data.store import load_dataset
 from knowit_app.evaluation.cli import predict_main
 from knowit_app.evaluation.predictions import COLUMNS, write_predictions
-from knowit_app.layout import ExperimentLayout
 from knowit_app.restore import load_trained_model
-from knowit_app.training.run import execute, plan_training
-
-QUICK = ["data.limit=5", "arch.width=32", "trainer.max_epochs=1", "data.batch_size=256"]
-
-
-def train(exp, name, *overrides):
-    cfg = compose_config([f"exp_dir={exp}", f"model_name={name}", *QUICK, *overrides])
-    model_dir = ExperimentLayout(exp).model_dir(name)
-    execute(plan_training(cfg), model_dir)
-    return model_dir
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +22,14 @@ def exp(tmp_path_factory):
 @pytest.fixture(scope="module")
 def regression(exp):
     """Three output steps x two output components, scaled (scaling_tag=full)."""
-    model_dir = train(exp, "reg", "data.in_components=[x1,x2,x3]",
+    model_dir = train_in_process(exp, "reg", "data.in_components=[x1,x2,x3]",
                       "data.out_components=[x4,x5]", "data.out_chunk=[0,2]")
     return model_dir, write_predictions(model_dir, "eval")
 
 
 @pytest.fixture(scope="module")
 def classification(exp):
-    model_dir = train(exp, "cls", "data=synth_c", "trainer=classification")
+    model_dir = train_in_process(exp, "cls", "data=synth_c", "trainer=classification")
     return model_dir, write_predictions(model_dir, "eval")
 
 

@@ -9,21 +9,13 @@ import random
 
 import numpy as np
 import pytest
+from helpers import TUTORIAL_SWEEP
 
 from knowit_app.api import compose_config
 from knowit_app.sweeps.engine import LocalEngine, RunRecord
 from knowit_app.sweeps.spec import load_spec
 
-GRID = {
-    "name": "tutorial",
-    "method": "grid",
-    "metric": {"goal": "minimize", "name": "valid_loss"},
-    "parameters": {
-        "dropout": {"values": [0.0, 0.2, 0.5]},
-        "batch_size": {"values": [64, 128, 256]},
-        "learning_rate": {"values": [0.001, 0.01, 0.1]},
-    },
-}
+GRID = {**TUTORIAL_SWEEP, "name": "tutorial"}
 RANDOM = {"method": "random", "metric": {"name": "valid_loss"},
           "parameters": {"arch.dropout": {"min": 0.0, "max": 0.5},
                          "data.batch_size": {"values": [64, 128, 256]},

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import TUTORIAL_SWEEP
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
@@ -19,16 +20,7 @@ from knowit_app.sweeps.grammar import parameters_from_overrides
 from knowit_app.sweeps.naming import override_value, overrides_for, run_name
 from knowit_app.sweeps.spec import _option_config, load_spec, to_plain
 
-TUTORIAL = {
-    "name": "my_sweep_name",
-    "method": "grid",
-    "metric": {"goal": "minimize", "name": "valid_loss"},
-    "parameters": {
-        "dropout": {"values": [0.0, 0.2, 0.5]},
-        "batch_size": {"values": [64, 128, 256]},
-        "learning_rate": {"values": [0.001, 0.01, 0.1]},
-    },
-}
+TUTORIAL = TUTORIAL_SWEEP
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,10 @@ Torch loads only after the arguments are checked, so a typo fails fast.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from knowit_app.errors import ConfigError, KnowitError
+from knowit_app.cli_args import parse_kv, run_command, shown
 from knowit_app.evaluation.forward import find_model_dir
 
 EVAL_USAGE = """\
@@ -34,56 +34,17 @@ Write the model's predictions on one set (train, valid or eval), in original uni
 <model dir>/predictions/<set>.parquet and plot them against the targets in <set>.png."""
 
 COMMON_KEYS = ("exp_dir", "model_name", "sweep", "run")
-ALIASES = {"sweep_name": "sweep", "sweep.name": "sweep", "model": "model_name",
-           "run_name": "run", "split": "set"}
 
 
 def parse_args(argv: Sequence[str], keys: Sequence[str]) -> dict[str, str]:
-    """``key=value`` words into a dict; unknown keys and repeats are ConfigErrors."""
-    args: dict[str, str] = {}
-    for word in argv:
-        key, sep, value = word.partition("=")
-        key = ALIASES.get(key.strip(), key.strip())
-        if not sep or key not in keys:
-            raise ConfigError(key or word, f"unknown argument {word!r}; use "
-                              + ", ".join(f"{k}=..." for k in keys))
-        if key in args:
-            raise ConfigError(key, "given twice")
-        args[key] = value.strip()
-    if not args.get("model_name"):
-        raise ConfigError("model_name", "missing; give model_name=<name>")
-    return args
+    """``key=value`` words into a dict; unknown keys, repeats and no model_name are errors."""
+    return parse_kv(argv, keys, required=("model_name",))
 
 
 def model_dir_of(args: dict[str, str]) -> Path:
     """The model (or sweep run) directory the arguments name; a ConfigError if there is none."""
     return find_model_dir(args.get("exp_dir") or "outputs", args["model_name"],
                           args.get("sweep") or None, args.get("run") or None)
-
-
-def _shown(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
-def _run(argv: Sequence[str] | None, usage: str, body: Callable[[list[str]], str]) -> int:
-    """Shared error handling: 0 on success, 2 on a user error (one line), 1 on I/O errors."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if any(a in ("-h", "--help", "help") for a in argv):
-        print(usage)
-        return 0
-    try:
-        text = body(argv)
-    except KnowitError as exc:
-        print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(text)
-    return 0
 
 
 def _evaluate(argv: list[str]) -> str:
@@ -95,8 +56,8 @@ def _evaluate(argv: list[str]) -> str:
     result = evaluate_model(model_dir, sets)
     units = ("perf metrics in original units (outputs inverse-scaled; *_scaled as in training)"
              if result.outputs_rescaled else "perf metrics in the data's units")
-    return "\n".join([f"{_shown(model_dir)}: {units}", format_metrics(result.metrics),
-                      f"written to {_shown(result.csv_path)}"])
+    return "\n".join([f"{shown(model_dir)}: {units}", format_metrics(result.metrics),
+                      f"written to {shown(result.csv_path)}"])
 
 
 def _predict(argv: list[str]) -> str:
@@ -106,17 +67,17 @@ def _predict(argv: list[str]) -> str:
     split = check_set(args.get("set") or "eval")
     result = write_predictions(model_dir_of(args), split)
     return (f"{result.rows} predictions of the {split} set written to "
-            f"{_shown(result.table_path)}; plot: {_shown(result.plot_path)}")
+            f"{shown(result.table_path)}; plot: {shown(result.plot_path)}")
 
 
 def eval_main(argv: list[str] | None = None) -> int:
     """``knowit-app-eval``: score a model on its sets and write its metrics.csv."""
-    return _run(argv, EVAL_USAGE, _evaluate)
+    return run_command(argv, EVAL_USAGE, _evaluate)
 
 
 def predict_main(argv: list[str] | None = None) -> int:
     """``knowit-app-predict``: write a model's predictions on one set and plot them."""
-    return _run(argv, PREDICT_USAGE, _predict)
+    return run_command(argv, PREDICT_USAGE, _predict)
 
 
 if __name__ == "__main__":  # python -m knowit_app.evaluation.cli [eval|predict] key=value ...

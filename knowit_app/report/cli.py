@@ -13,7 +13,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from knowit_app.errors import ConfigError, KnowitError
+from knowit_app.cli_args import parse_kv, run_command, shown
+from knowit_app.errors import ConfigError
 from knowit_app.layout import ExperimentLayout
 
 USAGE = """\
@@ -23,25 +24,11 @@ Write the report of <exp_dir>/models/<model>/sweeps/<sweep>/ into its report/ di
 learning curves, parallel coordinates, parameter importance, runs.csv and index.html."""
 
 KEYS = ("exp_dir", "model_name", "sweep")
-ALIASES = {"sweep_name": "sweep", "sweep.name": "sweep", "model": "model_name"}
 
 
 def parse_args(argv: list[str]) -> dict[str, str]:
     """``key=value`` words into a dict; unknown keys, repeats and missing keys are errors."""
-    args: dict[str, str] = {}
-    for word in argv:
-        key, sep, value = word.partition("=")
-        key = ALIASES.get(key.strip(), key.strip())
-        if not sep or key not in KEYS:
-            raise ConfigError(key or word, f"unknown argument {word!r}; use "
-                              + ", ".join(f"{k}=..." for k in KEYS))
-        if key in args:
-            raise ConfigError(key, "given twice")
-        args[key] = value.strip()
-    for key in ("model_name", "sweep"):
-        if not args.get(key):
-            raise ConfigError(key, f"missing; give {key}=<name>")
-    return args
+    return parse_kv(argv, KEYS, required=("model_name", "sweep"))
 
 
 def find_sweep(exp_dir: str | Path, model_name: str, sweep: str) -> Path:
@@ -62,34 +49,17 @@ def find_sweep(exp_dir: str | Path, model_name: str, sweep: str) -> Path:
     raise ConfigError("sweep", f"no sweep {sweep!r} in {sweeps_dir}; {there}")
 
 
-def _shown(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the command; 0 on success, 2 on a user error (message on stderr), 1 on I/O errors."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if any(a in ("-h", "--help", "help") for a in argv):
-        print(USAGE)
-        return 0
-    try:
-        args = parse_args(argv)
-        sweep_dir = find_sweep(args.get("exp_dir") or "outputs", args["model_name"],
-                               args["sweep"])
-        from knowit_app.report import write_report
+    return run_command(argv, USAGE, _report)
 
-        index = write_report(sweep_dir)
-    except KnowitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"report of sweep {args['sweep']!r}: {_shown(index)}")
-    return 0
+
+def _report(argv: list[str]) -> str:
+    args = parse_args(argv)
+    sweep_dir = find_sweep(args.get("exp_dir") or "outputs", args["model_name"], args["sweep"])
+    from knowit_app.report import write_report
+
+    return f"report of sweep {args['sweep']!r}: {shown(write_report(sweep_dir))}"
 
 
 if __name__ == "__main__":  # python -m knowit_app.report.cli
