@@ -7,6 +7,7 @@ process (``WANDB_SWEEP_ID`` in the environment). Metrics are logged once per epo
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -15,6 +16,8 @@ from typing import Any
 
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("knowit_app.training")
 
 DEFAULT_PROJECT = "knowit-app"
 
@@ -96,8 +99,11 @@ def fit_tracked(plan: Any, out_dir: Path, run_name: str,
         result = execute(plan, out_dir, callbacks=[*callbacks, *extra])
     except BaseException:
         if run is not None and owned:
-            run.finish(exit_code=1)
-        raise
+            try:
+                run.finish(exit_code=1)
+            except Exception as exc:  # e.g. Slurm killed W&B's service on a requeue
+                log.warning("W&B run not finished cleanly: %s", exc)
+        raise  # the training's own exception (or the requeue's exit), not W&B's
     if run is not None:
         if result.best_score is not None:
             run.summary[f"best_{result.monitor}"] = result.best_score

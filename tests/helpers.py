@@ -59,3 +59,33 @@ TUTORIAL_SWEEP = {
         "learning_rate": {"values": [0.001, 0.01, 0.1]},
     },
 }
+
+
+# A run of the tutorial grid, named from its swept values.
+TUTORIAL_RUN_NAME = re.compile(r"^batch_size_(64|128|256)-dropout_(0\.0|0\.2|0\.5)-"
+                               r"learning_rate_(0\.001|0\.01|0\.1)$")
+SWEEP_ENTRIES_NOT_RUNS = ("wandb", "report")
+
+
+def run_dirs(sweep_dir: Path) -> list[Path]:
+    """The run directories of a sweep (not its W&B files, its report or hidden entries)."""
+    return sorted(p for p in Path(sweep_dir).iterdir() if p.is_dir()
+                  and not p.name.startswith(".") and p.name not in SWEEP_ENTRIES_NOT_RUNS)
+
+
+def check_tutorial_runs(sweep_dir: Path, count: int) -> None:
+    """``count`` tutorial-grid runs, each a complete model trained with its name's values."""
+    import yaml
+
+    runs = run_dirs(sweep_dir)
+    assert len(runs) == count, [r.name for r in runs]
+    for run in runs:
+        match = TUTORIAL_RUN_NAME.match(run.name)
+        assert match, run.name
+        assert len(checkpoints(run)) == 1
+        assert (run / "lightning_logs/version_0/metrics.csv").is_file()
+        args = yaml.safe_load((run / "model_args.yaml").read_text())
+        bs, dropout, lr = match.groups()
+        assert args["data"]["batch_size"] == int(bs)
+        assert args["arch"]["dropout"] == float(dropout)
+        assert args["trainer"]["learning_rate"] == float(lr)

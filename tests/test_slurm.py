@@ -18,8 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-import yaml
-from helpers import checkpoints, run_cli
+from helpers import check_tutorial_runs, checkpoints, run_cli, run_dirs
 from slurm_utils import (
     array_tasks,
     cancel_jobs,
@@ -30,8 +29,6 @@ from slurm_utils import (
 
 TINY = ["data.limit=5", "arch.width=16", "trainer.max_epochs=1"]
 ON_SLURM = ["hydra/launcher=local_slurm"]
-RUN_NAME = re.compile(r"^batch_size_(64|128|256)-dropout_(0\.0|0\.2|0\.5)-"
-                      r"learning_rate_(0\.001|0\.01|0\.1)$")
 SUBMITIT_LINE = re.compile(r"^submitit INFO \((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+)\) - (.*)$")
 SWEEP_TIMEOUT = 420  # a hung launcher fails the test instead of blocking CI
 
@@ -42,11 +39,6 @@ def state_of(sweep_dir: Path) -> dict:
 
 def runs_by_name(sweep_dir: Path) -> dict[str, dict]:
     return {r["name"]: r for r in state_of(sweep_dir)["runs"]}
-
-
-def run_dirs(sweep_dir: Path) -> list[Path]:
-    return sorted(p for p in sweep_dir.iterdir()
-                  if p.is_dir() and not p.name.startswith(".") and p.name != "wandb")
 
 
 def job_intervals(sweep_dir: Path) -> dict[str, tuple[float, float]]:
@@ -98,18 +90,7 @@ def slurm_sweep(slurm, tmp_path_factory):  # noqa: F811
 
 def test_slurm_runs_land_in_the_sweep_layout(slurm_sweep):
     _, sweep_dir, _, _ = slurm_sweep
-    runs = run_dirs(sweep_dir)
-    assert len(runs) == 4, [r.name for r in runs]
-    for run in runs:
-        assert RUN_NAME.match(run.name), run.name
-        assert len(checkpoints(run)) == 1
-        assert (run / "model_args.yaml").is_file()
-        assert (run / "lightning_logs/version_0/metrics.csv").is_file()
-        args = yaml.safe_load((run / "model_args.yaml").read_text())
-        bs, dropout, lr = RUN_NAME.match(run.name).groups()
-        assert args["data"]["batch_size"] == int(bs)
-        assert args["arch"]["dropout"] == float(dropout)
-        assert args["trainer"]["learning_rate"] == float(lr)
+    check_tutorial_runs(sweep_dir, 4)
 
 
 def test_slurm_sweep_state_has_every_score(slurm_sweep):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -17,11 +16,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import checkpoints, run_cli
+from helpers import TUTORIAL_RUN_NAME, check_tutorial_runs, checkpoints, run_cli
 
 TINY = ["data.limit=5", "arch.width=16", "trainer.max_epochs=1"]
-RUN_NAME = re.compile(r"^batch_size_(64|128|256)-dropout_(0\.0|0\.2|0\.5)-"
-                      r"learning_rate_(0\.001|0\.01|0\.1)$")
+RUN_NAME = TUTORIAL_RUN_NAME
 
 
 def state_of(sweep_dir: Path) -> dict:
@@ -44,19 +42,7 @@ def tutorial_sweep(tmp_path_factory):
 
 def test_runs_land_in_the_sweep_layout(tutorial_sweep):
     _, sweep_dir, _ = tutorial_sweep
-    runs = [p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
-            and p.name != "wandb"]
-    assert len(runs) == 4
-    for run in runs:
-        assert RUN_NAME.match(run.name), run.name
-        assert len(checkpoints(run)) == 1
-        assert (run / "model_args.yaml").is_file()
-        assert (run / "lightning_logs/version_0/metrics.csv").is_file()
-        args = yaml.safe_load((run / "model_args.yaml").read_text())
-        bs, dropout, lr = RUN_NAME.match(run.name).groups()
-        assert args["data"]["batch_size"] == int(bs)
-        assert args["arch"]["dropout"] == float(dropout)
-        assert args["trainer"]["learning_rate"] == float(lr)
+    check_tutorial_runs(sweep_dir, 4)
 
 
 def test_sweep_record_and_state(tutorial_sweep):

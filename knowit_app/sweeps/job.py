@@ -3,10 +3,18 @@
 The job never decides what to run: the sweeper composed its config. It writes the same files
 as a single training, plus ``error.txt`` (the traceback) and a failed ``run_result.json`` when
 it fails, so the outcome is on disk even if the sweeper that launched it is gone.
+
+On Slurm, submitit may requeue the job (time limit, preemption: ``hydra.launcher.
+max_num_timeout``): its signal handler requeues the job and exits the training with
+``SystemExit``; the next attempt runs this function again in the same run dir and the training
+resumes from ``.resume/last.ckpt``.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
 import time
 import traceback
 from pathlib import Path
@@ -15,6 +23,8 @@ from omegaconf import DictConfig
 
 from knowit_app.layout import ERROR_FILE
 from knowit_app.training.result import RunResult
+
+log = logging.getLogger("knowit_app.sweep")
 
 
 def run_sweep_job(cfg: DictConfig, run_dir: Path) -> float | None:
@@ -25,6 +35,9 @@ def run_sweep_job(cfg: DictConfig, run_dir: Path) -> float | None:
 
     run_dir = Path(run_dir)
     started = time.time()
+    earlier = finished_before_requeue(run_dir)
+    if earlier is not None:
+        return earlier.best_score
     try:
         plan = plan_training(cfg)
         stopper = HyperbandStopper.for_run(run_dir)
@@ -35,8 +48,48 @@ def run_sweep_job(cfg: DictConfig, run_dir: Path) -> float | None:
             result.write(run_dir)
         return result.best_score
     except Exception as exc:  # Ctrl-C or a kill is no failure: the run is rerun on resume
+        interrupt = interrupted_by(exc)
+        if interrupt is not None:
+            # Cleanup failed while an exit unwound the training: e.g. W&B's finish, whose
+            # service Slurm had just killed, as submitit requeued the job. Not a failure of the
+            # run: let the exit end the job (the next attempt resumes).
+            raise interrupt from exc
         record_failure(run_dir, exc, started)
         raise
+
+
+def interrupted_by(exc: BaseException) -> BaseException | None:
+    """The exit or Ctrl-C that ``exc`` was raised while handling, if any."""
+    seen: set[int] = set()
+    context = exc.__context__
+    while context is not None and id(context) not in seen:
+        if isinstance(context, (SystemExit, KeyboardInterrupt)):
+            return context
+        seen.add(id(context))
+        context = context.__context__
+    return None
+
+
+def finished_before_requeue(run_dir: Path) -> RunResult | None:
+    """The result of a requeued job's earlier attempt that had already finished the training.
+
+    The requeue signal can come after the training ended but before the job returned; the
+    next attempt then must not train again from epoch 0 (its ``.resume/`` is gone).
+    """
+    from knowit_app.training.run import RESUME_DIR
+
+    if int(os.environ.get("SLURM_RESTART_COUNT") or 0) < 1:
+        return None
+    try:
+        result = RunResult.read(run_dir)
+    except (OSError, ValueError, TypeError):
+        return None
+    if result.state not in ("finished", "stopped"):
+        return None
+    shutil.rmtree(run_dir / RESUME_DIR, ignore_errors=True)
+    log.info("run %s had finished before this job was requeued: not training it again",
+             run_dir.name)
+    return result
 
 
 def record_failure(run_dir: Path, exc: BaseException, started: float) -> None:

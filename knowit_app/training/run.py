@@ -138,7 +138,6 @@ def execute(plan: TrainingPlan, out_dir: Path, *, loggers: Sequence[Any] = (),
         trainer.fit(module, train_loader, valid_loader,
                     ckpt_path=str(resume_from) if resume_from.exists() else None)
     fit_seconds = time.perf_counter() - fit_started
-    shutil.rmtree(resume_dir, ignore_errors=True)
     best = checkpoint.best_model_score
     result = RunResult(
         state="finished",
@@ -152,4 +151,6 @@ def execute(plan: TrainingPlan, out_dir: Path, *, loggers: Sequence[Any] = (),
         ended=time.time(),
     )
     result.write(out_dir)
+    # Only now: a job requeued before the result was written resumes from the last epoch.
+    shutil.rmtree(resume_dir, ignore_errors=True)
     return result

@@ -147,6 +147,9 @@ SlurmctldPort=6817
 SlurmdPort=6818
 AuthType=auth/munge
 CredType=cred/munge
+# A requeued job (submitit requeues on a time limit or preemption) may start again only once
+# its job credential has expired: 10 s here instead of Slurm's default 120 s.
+AuthInfo=cred_expire=10
 StateSaveLocation=$KNOWIT_SLURM_DIR/state
 SlurmdSpoolDir=$KNOWIT_SLURM_DIR/spool
 SlurmctldPidFile=$RUN/slurmctld.pid
