@@ -13,7 +13,9 @@ import subprocess
 
 import pytest
 
-READY_STATES = {"idle", "mixed", "allocated", "completing"}
+# "planned": idle but reserved for a pending job (e.g. one an earlier test left to finish).
+READY_STATES = {"idle", "mixed", "allocated", "completing", "planned"}
+SETTLE_S = 30  # how long a node may take to come back between tests (e.g. after a kill -9)
 START_HINT = "start it with: scripts/slurm/install.sh && scripts/slurm/start.sh"
 
 
@@ -25,18 +27,24 @@ def slurm_available() -> tuple[bool, str]:
     """Whether ``sinfo`` is installed and shows a node that takes jobs; else why not."""
     if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
         return False, f"Slurm is not installed (no sinfo/sbatch on PATH); {START_HINT}"
-    try:
-        proc = _run(["sinfo", "-h", "-o", "%T"])
-    except subprocess.TimeoutExpired:
-        return False, f"sinfo did not answer in 20 s (slurmctld down?); {START_HINT}"
-    if proc.returncode != 0:
-        detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        return False, f"sinfo failed ({detail}); {START_HINT}"
-    states = {s.strip().rstrip("*~#!%$@^-").lower() for s in proc.stdout.split()}
-    if not states & READY_STATES:
-        return False, (f"no Slurm node takes jobs (states: {', '.join(sorted(states)) or 'none'});"
-                       f" {START_HINT}")
-    return True, f"Slurm node states: {', '.join(sorted(states))}"
+    import time
+
+    deadline = time.monotonic() + SETTLE_S
+    while True:
+        try:
+            proc = _run(["sinfo", "-h", "-o", "%T"])
+        except subprocess.TimeoutExpired:
+            return False, f"sinfo did not answer in 20 s (slurmctld down?); {START_HINT}"
+        if proc.returncode != 0:
+            detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            return False, f"sinfo failed ({detail}); {START_HINT}"
+        states = {s.strip().rstrip("*~#!%$@^-").lower() for s in proc.stdout.split()}
+        if states & READY_STATES:
+            return True, f"Slurm node states: {', '.join(sorted(states))}"
+        if time.monotonic() > deadline:
+            return False, (f"no Slurm node takes jobs (states: "
+                           f"{', '.join(sorted(states)) or 'none'}); {START_HINT}")
+        time.sleep(1)
 
 
 def accounting_available() -> tuple[bool, str]:
@@ -111,3 +119,20 @@ def task_pid(job_id: str) -> int | None:
         if len(parts) >= 4 and parts[2] == "0" and parts[3] == "0" and parts[0].isdigit():
             return int(parts[0])
     return None
+
+
+def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen, log,
+             interval: float = 0.5):
+    """Poll ``predicate`` until it returns something true while the sweep ``proc`` still runs;
+    fail with the end of the sweep's ``log`` if it ends or ``timeout`` passes first."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc.poll() is not None:
+            raise AssertionError(f"the sweep ended before {what}:\n{log.read_text()[-4000:]}")
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}:\n{log.read_text()[-4000:]}")

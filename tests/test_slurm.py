@@ -25,6 +25,7 @@ from slurm_utils import (
     slurm,  # noqa: F401  (session fixture, used by name)
     slurm_accounting,  # noqa: F401
     task_pid,
+    wait_for,
 )
 
 TINY = ["data.limit=5", "arch.width=16", "trainer.max_epochs=1"]
@@ -184,18 +185,6 @@ def test_slurm_job_logs_land_in_the_sweep_dir(failing_sweep):
 
 # ---- (c) jobs killed while they train -------------------------------------------------------
 
-def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen, log: Path):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if proc.poll() is not None:
-            raise AssertionError(f"the sweep ended before {what}:\n{log.read_text()[-4000:]}")
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}:\n{log.read_text()[-4000:]}")
-
-
 def test_slurm_killed_jobs_are_recorded_failed(slurm_accounting, tmp_path):  # noqa: F811
     """scancel one training job (SIGTERM, then SIGKILL) and kill -9 another (as the OOM killer
     would): both runs are recorded failed, none is lost or counted finished, and the third run
@@ -224,7 +213,7 @@ def test_slurm_killed_jobs_are_recorded_failed(slurm_accounting, tmp_path):  # n
                 return None
             return {n: tasks[names.index(n)] for n in long_runs}
 
-        jobs = _wait_for(both_long_runs_train, 240, "both long runs to train", proc, log)
+        jobs = wait_for(both_long_runs_train, 240, "both long runs to train", proc, log)
         time.sleep(2)  # well inside training
         cancel = subprocess.run(["scancel", jobs["max_epochs_400"]["array"]],
                                 capture_output=True, text=True)

@@ -46,6 +46,7 @@ from slurm_utils import (
     cancel_jobs,
     slurm,  # noqa: F401  (session fixture, used by name)
     slurm_accounting,  # noqa: F401
+    wait_for,
 )
 
 MODEL = "requeued"
@@ -66,19 +67,6 @@ def squeue_state(job_id: str | None = None) -> tuple[str, str] | None:
         if len(parts) == 2 and (job_id is None or parts[0] == job_id):
             return parts[0], parts[1]
     return None
-
-
-def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen, log: Path,
-             interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if proc.poll() is not None:
-            raise AssertionError(f"the sweep ended before {what}:\n{log.read_text()[-4000:]}")
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}:\n{log.read_text()[-4000:]}")
 
 
 def epochs_logged(app_log: str) -> list[int]:
