@@ -27,17 +27,16 @@ import yaml
 from knowit_app.errors import ConfigError, KnowitError
 from knowit_app.layout import (
     CHECKPOINT_PREFIX,
+    CONSOLIDATED_FILE,
     ERROR_FILE,
     LOGS_DIR,
     MODEL_ARGS_FILE,
     RESULT_FILE,
+    SWEEP_CONFIG_FILE,
     ExperimentLayout,
     check_name,
 )
 from knowit_app.swap import locked, new_staging_dir, recover, swap_in
-
-SWEEP_CONFIG_FILE = "sweep_config.yaml"
-CONSOLIDATED_FILE = "consolidated_from.json"
 
 VALID_STATES = ("finished", "stopped")
 GOALS = ("minimize", "maximize")
@@ -94,7 +93,8 @@ class ConsolidationResult:
 
 # --- reading a sweep -----------------------------------------------------------------------
 
-def _number(value: Any) -> float | None:
+def as_number(value: Any) -> float | None:
+    """A JSON value as a float; None for anything that is not a real number (bools too)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value)
@@ -119,10 +119,10 @@ def _summarise(path: Path, names: set[str]) -> RunSummary:
         checkpoint = max(ckpts, key=lambda n: (path / n).stat().st_mtime)
     else:
         checkpoint = None
-    epochs = _number(data.get("epochs"))
-    return RunSummary(name=path.name, state=state, score=_number(data.get("best_score")),
+    epochs = as_number(data.get("epochs"))
+    return RunSummary(name=path.name, state=state, score=as_number(data.get("best_score")),
                       epochs=int(epochs) if epochs is not None else None,
-                      fit_seconds=_number(data.get("fit_seconds")),
+                      fit_seconds=as_number(data.get("fit_seconds")),
                       monitor=data.get("monitor"), mode=data.get("mode"),
                       checkpoint=checkpoint, has_model_args=MODEL_ARGS_FILE in names)
 
@@ -164,15 +164,21 @@ def check_goal(goal: Any, key: str) -> str:
     return norm
 
 
-def read_sweep_metric(sweep_dir: Path) -> tuple[str | None, str | None]:
-    """The sweep config's ``metric: {name, goal}``; (None, None) where absent."""
+def read_sweep_config(sweep_dir: Path) -> dict[str, Any]:
+    """A sweep's ``sweep_config.yaml`` as a dict; {} when absent; KnowitError when not YAML."""
     path = Path(sweep_dir) / SWEEP_CONFIG_FILE
     if not path.is_file():
-        return None, None
+        return {}
     try:
         config = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise KnowitError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    return config if isinstance(config, dict) else {}
+
+
+def read_sweep_metric(sweep_dir: Path) -> tuple[str | None, str | None]:
+    """The sweep config's ``metric: {name, goal}``; (None, None) where absent."""
+    config = read_sweep_config(sweep_dir)
     metric = config.get("metric") if isinstance(config, dict) else None
     if not isinstance(metric, dict):
         return None, None

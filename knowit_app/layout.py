@@ -31,6 +31,7 @@ REPLACED_DIR = ".replaced"
 
 # Entries of a model directory that belong to the trained model itself (not its sweeps).
 PREDICTIONS_DIR = "predictions"
+SWEEP_CONFIG_FILE = "sweep_config.yaml"  # the resolved W&B sweep config of a sweep dir
 MODEL_ENTRY_PATTERNS = (f"{CHECKPOINT_PREFIX}*.ckpt", MODEL_ARGS_FILE, LOGS_DIR, RESULT_FILE,
                         CONSOLIDATED_FILE, HYDRA_DIR, PREDICTIONS_DIR, "*.log")
 

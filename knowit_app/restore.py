@@ -16,7 +16,7 @@ from torch import nn
 from knowit_app.archs import build_model
 from knowit_app.data.prepared import PreparedData, make_dataloader, prepare
 from knowit_app.errors import KnowitError
-from knowit_app.layout import find_checkpoint
+from knowit_app.layout import MODEL_ARGS_FILE, find_checkpoint
 from knowit_app.training.components import loss_function
 from knowit_app.training.model_args import read_model_args
 
@@ -56,10 +56,15 @@ def load_trained_model(model_dir: str | Path) -> TrainedModel:
     from knowit_app.swap import recover
 
     model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise KnowitError(f"no model directory {model_dir}")
     recover(model_dir)  # finish a consolidation or overwrite a kill interrupted
     ckpt = find_checkpoint(model_dir)
-    if ckpt is None:
-        raise KnowitError(f"no bestmodel-*.ckpt in {model_dir}")
+    missing = [name for name, absent in (("bestmodel-*.ckpt", ckpt is None),
+                                         (MODEL_ARGS_FILE, not (model_dir / MODEL_ARGS_FILE)
+                                          .is_file())) if absent]
+    if missing:
+        raise KnowitError(f"{model_dir} holds no trained model (no {' and no '.join(missing)})")
     args = read_model_args(model_dir)
     dyn = args["data_dynamics"]
     classes = dyn.get("class_set")

@@ -13,9 +13,9 @@ import pytest
 from helpers import snapshot, train_in_process
 
 from knowit_app.api import KnowIt
+from knowit_app.atomic import replace_atomically
 from knowit_app.data.store import load_dataset
 from knowit_app.evaluation.cli import eval_main
-from knowit_app.evaluation.files import replace_atomically
 from knowit_app.evaluation.scores import evaluate_model, metrics_path, read_metrics_csv
 from knowit_app.restore import load_trained_model
 

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from knowit_app.errors import ConfigError, KnowitError
-from knowit_app.layout import MODEL_ARGS_FILE, ExperimentLayout, find_checkpoint
+from knowit_app.errors import ConfigError
+from knowit_app.layout import ExperimentLayout
 
 if TYPE_CHECKING:
     import torch
@@ -46,21 +46,9 @@ def find_model_dir(exp_dir: str | Path, model_name: str, sweep: str | None = Non
 
 
 def load_model(model_dir: str | Path) -> TrainedModel:
-    """The trained model in ``model_dir``; a one-line KnowitError when there is none."""
+    """The trained model in ``model_dir`` (torch is imported only now, not with this module)."""
     from knowit_app.restore import load_trained_model
-    from knowit_app.swap import recover
 
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise KnowitError(f"no model directory {model_dir}")
-    recover(model_dir)  # finish an interrupted consolidation before looking for files
-    missing = []
-    if find_checkpoint(model_dir) is None:
-        missing.append("bestmodel-*.ckpt")
-    if not (model_dir / MODEL_ARGS_FILE).is_file():
-        missing.append(MODEL_ARGS_FILE)
-    if missing:
-        raise KnowitError(f"{model_dir} holds no trained model (no {' and no '.join(missing)})")
     return load_trained_model(model_dir)
 
 

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from knowit_app.atomic import replace_atomically
 from knowit_app.errors import ConfigError
-from knowit_app.evaluation.files import replace_atomically
 from knowit_app.evaluation.forward import load_model, split_outputs, to_original
 from knowit_app.layout import PREDICTIONS_DIR
 

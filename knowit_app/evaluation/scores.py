@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from knowit_app.atomic import replace_atomically
 from knowit_app.errors import ConfigError
-from knowit_app.evaluation.files import replace_atomically
 from knowit_app.evaluation.forward import load_model, split_outputs, to_original
 from knowit_app.layout import LOGS_DIR
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,10 +20,17 @@ from typing import Any
 
 import yaml
 
-from knowit_app.errors import ConfigError, KnowitError
-from knowit_app.layout import ERROR_FILE, LOGS_DIR, MODEL_ARGS_FILE, RESULT_FILE
+from knowit_app.atomic import replace_atomically
+from knowit_app.consolidate import as_number, read_sweep_config
+from knowit_app.errors import ConfigError
+from knowit_app.layout import (
+    ERROR_FILE,
+    LOGS_DIR,
+    MODEL_ARGS_FILE,
+    RESULT_FILE,
+    SWEEP_CONFIG_FILE,
+)
 
-CONFIG_FILE = "sweep_config.yaml"
 STATE_FILE = "sweep_state.json"
 SCORED_STATES = ("finished", "stopped")
 STATE_ORDER = ("finished", "stopped", "failed", "running", "pending", "crashed", "killed")
@@ -105,26 +111,8 @@ class SweepTable:
 
 # --------------------------------------------------------------------------- small readers
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def read_config(sweep_dir: Path) -> dict[str, Any]:
-    """``sweep_config.yaml`` as a dict; {} when absent."""
-    path = Path(sweep_dir) / CONFIG_FILE
-    if not path.is_file():
-        return {}
-    try:
-        config = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise KnowitError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
-    return config if isinstance(config, dict) else {}
 
 
 def read_records(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -224,18 +212,18 @@ def _row(sweep_dir: Path, record: dict[str, Any], metric: str) -> RunRow:
     run_dir = sweep_dir / str(record["name"])
     result = _read_result(run_dir)
     state = str(record.get("state") or result.get("state") or "unknown")
-    score = _number(record.get("score"))
+    score = as_number(record.get("score"))
     if score is None and state in SCORED_STATES:
-        score = _number(result.get("best_score"))
+        score = as_number(result.get("best_score"))
     curves = read_curves(run_dir)
     history = [v for v in record.get("history") or [] if _is_number(v) and math.isfinite(v)]
     if metric not in curves and history:  # no metrics.csv: the state's per-epoch metric
         curves[metric] = list(enumerate(float(v) for v in history))
-    epochs = _number(result.get("epochs"))
+    epochs = as_number(result.get("epochs"))
     if epochs is None or (epochs == 0 and curves):
         seen = {e for points in curves.values() for e, _ in points}
         epochs = float(max(seen) + 1) if seen else None
-    fit = _number(result.get("fit_seconds"))
+    fit = as_number(result.get("fit_seconds"))
     error = _error_line(record.get("error"), run_dir) if state not in SCORED_STATES else None
     return RunRow(name=str(record["name"]), params=dict(record.get("params") or {}),
                   state=state, score=score, epochs=int(epochs) if epochs is not None else None,
@@ -324,10 +312,10 @@ def collect_sweep(sweep_dir: Path) -> SweepTable:
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise ConfigError("sweep", f"no sweep directory {sweep_dir}")
-    if not (sweep_dir / CONFIG_FILE).is_file() and not (sweep_dir / STATE_FILE).is_file():
+    if not (sweep_dir / SWEEP_CONFIG_FILE).is_file() and not (sweep_dir / STATE_FILE).is_file():
         raise ConfigError("sweep", f"{sweep_dir} is not a sweep directory: it has neither "
-                                   f"{CONFIG_FILE} nor {STATE_FILE}")
-    config = read_config(sweep_dir)
+                                   f"{SWEEP_CONFIG_FILE} nor {STATE_FILE}")
+    config = read_sweep_config(sweep_dir)
     metric_cfg = config.get("metric") if isinstance(config.get("metric"), dict) else {}
     metric = str(metric_cfg.get("name") or "valid_loss")
     goal = "maximize" if str(metric_cfg.get("goal", "")).startswith("max") else "minimize"
@@ -367,18 +355,18 @@ def cell(value: Any) -> str:
 def write_runs_csv(table: SweepTable, path: Path) -> Path:
     """One row per run, in the order the runs were started: name, rank, parameters, outcome."""
     keys = [p.key for p in table.params]
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["name", "rank", *keys, *CSV_FIXED])
-        for run in table.runs:
-            writer.writerow([
-                run.name, run.rank if run.rank is not None else "",
-                *(cell(run.params[k]) if k in run.params else "" for k in keys), run.state,
-                repr(run.score) if run.score is not None else "",
-                run.epochs if run.epochs is not None else "",
-                f"{run.fit_seconds:.3f}" if run.fit_seconds is not None else "",
-                run.error or ""])
-    tmp.replace(path)
-    return path
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["name", "rank", *keys, *CSV_FIXED])
+            for run in table.runs:
+                writer.writerow([
+                    run.name, run.rank if run.rank is not None else "",
+                    *(cell(run.params[k]) if k in run.params else "" for k in keys), run.state,
+                    repr(run.score) if run.score is not None else "",
+                    run.epochs if run.epochs is not None else "",
+                    f"{run.fit_seconds:.3f}" if run.fit_seconds is not None else "",
+                    run.error or ""])
+
+    return replace_atomically(Path(path), write)

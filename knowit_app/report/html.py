@@ -8,11 +8,11 @@ files written beside it (the PNGs and CSVs of ``report/``), by relative name.
 from __future__ import annotations
 
 import html
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from knowit_app.atomic import replace_atomically
 from knowit_app.report.collect import RunRow, SweepTable, cell
 from knowit_app.report.importance import Importance
 
@@ -165,8 +165,4 @@ Data: {links}</p>
 
 def write_html(text: str, path: Path) -> Path:
     """Write the page atomically."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return replace_atomically(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from knowit_app.atomic import replace_atomically
 from knowit_app.report.collect import ParamInfo, RunRow, SweepTable, cell
 
 MIN_RUNS = 3
@@ -127,13 +127,14 @@ def _forest(matrix: object, target: object) -> list[float]:
 
 def write_importance_csv(result: Importance, path: Path) -> Path:
     """The figure's numbers: feature, parameter, importance, correlation."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["feature", "parameter", "importance", f"correlation_with_{result.metric}"])
-        for f in result.features:
-            writer.writerow([f.name, f.param, f"{f.importance:.6f}",
-                             f"{f.correlation:.6f}" if f.correlation is not None else ""])
-    tmp.replace(path)
-    return path
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["feature", "parameter", "importance",
+                             f"correlation_with_{result.metric}"])
+            for f in result.features:
+                writer.writerow([f.name, f.param, f"{f.importance:.6f}",
+                                 f"{f.correlation:.6f}" if f.correlation is not None else ""])
+
+    return replace_atomically(Path(path), write)

@@ -10,10 +10,10 @@ poor one; failed runs are grey and dashed, early-stopped runs dotted.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from knowit_app.atomic import replace_atomically
 from knowit_app.report.collect import LOG_SPAN, ParamInfo, RunRow, SweepTable, cell
 
 if TYPE_CHECKING:
@@ -49,11 +49,7 @@ def new_figure(width: float, height: float) -> Figure:
 
 def save(figure: Figure, path: Path) -> Path:
     """Write a PNG atomically (a reader never sees half an image)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    figure.savefig(tmp, dpi=DPI, format="png")
-    tmp.replace(path)
-    return path
+    return replace_atomically(Path(path), lambda tmp: figure.savefig(tmp, dpi=DPI, format="png"))
 
 
 def score_colormap(goal: str) -> Colormap:

@@ -31,10 +31,10 @@ class ConsolidateSweep(Callback):
         self.evaluate = evaluate
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from knowit_app.sweeps.state import CONFIG_FILE
+        from knowit_app.layout import SWEEP_CONFIG_FILE
 
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        if not (sweep_dir / CONFIG_FILE).exists():
+        if not (sweep_dir / SWEEP_CONFIG_FILE).exists():
             return  # not a sweep of ours (e.g. hydra/sweeper=basic)
         try:
             if self.enabled:

@@ -25,13 +25,13 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from knowit_app.errors import ConfigError, KnowitError
-from knowit_app.layout import ERROR_FILE, ExperimentLayout
+from knowit_app.layout import ERROR_FILE, SWEEP_CONFIG_FILE, ExperimentLayout
 from knowit_app.sweeps.controllers import Controller, make_controller
 from knowit_app.sweeps.engine import RunRecord
 from knowit_app.sweeps.grammar import parameters_from_overrides
 from knowit_app.sweeps.naming import override_value, overrides_for, run_name
 from knowit_app.sweeps.spec import SweepSpec, load_spec
-from knowit_app.sweeps.state import CONFIG_FILE, SweepState, find, owner_alive, owner_now
+from knowit_app.sweeps.state import SweepState, find, owner_alive, owner_now
 
 log = logging.getLogger("knowit_app.sweep")
 
@@ -177,7 +177,7 @@ class SweepDriver:
         A resumed sweep must ask for the same search; what else the invocation fixed is kept
         in the state file.
         """
-        path = plan.sweep_dir / CONFIG_FILE
+        path = plan.sweep_dir / SWEEP_CONFIG_FILE
         if path.exists():
             old = yaml.safe_load(path.read_text()) or {}
             keys = ("method", "metric", "parameters", "early_terminate")

@@ -14,9 +14,10 @@ from typing import Any
 import lightning as L
 import yaml
 
+from knowit_app.layout import SWEEP_CONFIG_FILE
 from knowit_app.sweeps.engine import LocalEngine, RunRecord
 from knowit_app.sweeps.spec import SweepSpec
-from knowit_app.sweeps.state import CONFIG_FILE, SweepState
+from knowit_app.sweeps.state import SweepState
 
 
 def spec_from_record(raw: dict[str, Any]) -> SweepSpec:
@@ -41,7 +42,7 @@ class HyperbandStopper(L.Callback):
     @classmethod
     def for_run(cls, run_dir: Path) -> HyperbandStopper | None:
         """A stopper if the run's sweep asks for early termination, else None."""
-        record = Path(run_dir).parent / CONFIG_FILE
+        record = Path(run_dir).parent / SWEEP_CONFIG_FILE
         if not record.exists():
             return None
         raw = yaml.safe_load(record.read_text()) or {}

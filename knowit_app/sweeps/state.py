@@ -23,7 +23,6 @@ from knowit_app.sweeps.engine import RunRecord
 
 STATE_FILE = "sweep_state.json"
 LOCK_FILE = ".sweep.lock"
-CONFIG_FILE = "sweep_config.yaml"
 ACTIVE = "running"
 DONE_STATES = ("finished", "failed", "stopped")
 

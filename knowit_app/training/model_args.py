@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from knowit_app import __version__
+from knowit_app.atomic import replace_atomically
 from knowit_app.data.prepared import PreparedData
 from knowit_app.layout import MODEL_ARGS_FILE
 
@@ -27,11 +27,8 @@ def write_model_args(out_dir: Path, cfg: DictConfig, prepared: PreparedData, mon
         "data_dynamics": prepared.dynamics(),
         "knowit_app_version": __version__,
     }
-    path = Path(out_dir) / MODEL_ARGS_FILE
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(yaml.safe_dump(args, sort_keys=False))
-    os.replace(tmp, path)
-    return path
+    text = yaml.safe_dump(args, sort_keys=False)
+    return replace_atomically(Path(out_dir) / MODEL_ARGS_FILE, lambda tmp: tmp.write_text(text))
 
 
 def read_model_args(model_dir: Path) -> dict[str, Any]:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from knowit_app.atomic import replace_atomically
 from knowit_app.layout import RESULT_FILE
 
 
@@ -27,11 +27,8 @@ class RunResult:
 
     def write(self, out_dir: Path) -> Path:
         """Write ``run_result.json`` atomically (a reader never sees half a file)."""
-        path = Path(out_dir) / RESULT_FILE
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        os.replace(tmp, path)
-        return path
+        text = json.dumps(asdict(self), indent=2) + "\n"
+        return replace_atomically(Path(out_dir) / RESULT_FILE, lambda tmp: tmp.write_text(text))
 
     @classmethod
     def read(cls, out_dir: Path) -> RunResult:

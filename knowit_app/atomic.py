@@ -1,4 +1,4 @@
-"""Write a result file all at once: readers see the old file or the new one, never a part."""
+"""Write a file all at once: readers see the old file or the new one, never a part of one."""
 
 from __future__ import annotations
 
