@@ -38,12 +38,11 @@ marks["app_imported"] = time.time()
 import lightning  # noqa: E402,F401
 from torch.optim.optimizer import register_optimizer_step_post_hook  # noqa: E402
 
-import knowit_app.task  # noqa: E402,F401
-import knowit_app.tracking  # noqa: E402,F401
 import knowit_app.training.model_args  # noqa: E402,F401
 import knowit_app.training.module  # noqa: E402,F401
 import knowit_app.training.run as run_mod  # noqa: E402
 import knowit_app.training.trainer  # noqa: E402,F401
+import knowit_app.training.wandb_run  # noqa: E402,F401
 
 marks["imports_done"] = time.time()
 

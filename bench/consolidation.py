@@ -52,7 +52,7 @@ def make_sweep(exp_dir: Path, n_runs: int, seed: int) -> Path:
 
 
 def bench_consolidation(reps: int, work: Path, n_runs: int, target_s: float) -> list[Figure]:
-    from knowit_app.consolidate import consolidate_sweep
+    from knowit_app.experiment.consolidate import consolidate_sweep
 
     times: list[float] = []
     gen: list[float] = []

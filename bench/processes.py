@@ -108,8 +108,8 @@ def bench_imports(reps: int, work: Path, threads: int | None) -> list[Figure]:
              ("import_torch", "start + import torch", "import torch"),
              ("import_lightning", "start + import lightning (with torch)", "import lightning"),
              ("import_training", "start + import the training path",
-              "import knowit_app.task, knowit_app.training.run, knowit_app.training.trainer, "
-              "knowit_app.training.module, knowit_app.tracking")]
+              "import knowit_app.app, knowit_app.training.run, knowit_app.training.trainer, "
+              "knowit_app.training.module, knowit_app.training.wandb_run")]
     figures = []
     exits: list[float] = []
     for key, label, code in cases:

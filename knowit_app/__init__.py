@@ -18,7 +18,7 @@ def __getattr__(name: str) -> Any:
 
         return KnowIt
     if name == "load_trained_model":
-        from knowit_app.restore import load_trained_model
+        from knowit_app.evaluation.trained_model import load_trained_model
 
         return load_trained_model
     raise AttributeError(f"module 'knowit_app' has no attribute {name!r}")

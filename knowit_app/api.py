@@ -18,9 +18,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from knowit_app.config.knowit_kwargs import knowit_kwargs_to_overrides
 from knowit_app.errors import ConfigError
-from knowit_app.layout import ExperimentLayout
-from knowit_app.translate import knowit_kwargs_to_overrides
+from knowit_app.experiment.layout import ExperimentLayout
 
 log = logging.getLogger("knowit_app")
 
@@ -30,7 +30,7 @@ def compose_config(overrides: list[str], extra: Mapping[str, Any] | None = None)
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
-    from knowit_app.schema import register_schemas
+    from knowit_app.config.schema import register_schemas
 
     register_schemas()
     if GlobalHydra.instance().is_initialized():
@@ -70,9 +70,9 @@ class KnowIt:
         With ``sweep_kwargs`` (``sweep_name``, ``run_name``, ``log_to_local``) the run goes to
         ``models/<model>/sweeps/<sweep>/<run>/`` instead, as in KnowIt's sweep tutorial.
         """
-        from knowit_app.publish import discard_staging, publish, refuse_existing
-        from knowit_app.tracking import fit_tracked
+        from knowit_app.experiment.publish import discard_staging, publish, refuse_existing
         from knowit_app.training.run import plan_training
+        from knowit_app.training.wandb_run import fit_tracked
 
         for name in ignored:
             warnings.warn(f"train_model: argument {name!r} has no effect in knowit-app",
@@ -97,8 +97,8 @@ class KnowIt:
 
     def _train_sweep_run(self, cfg: DictConfig, model_name: str,
                          sweep_kwargs: Mapping[str, Any]) -> Any:
-        from knowit_app.tracking import fit_tracked
         from knowit_app.training.run import plan_training
+        from knowit_app.training.wandb_run import fit_tracked
 
         missing = {"sweep_name", "run_name"} - set(sweep_kwargs)
         if missing:
@@ -150,7 +150,7 @@ class KnowIt:
     def consolidate_sweep(self, model_name: str, sweep_name: str,
                           run: str | None = None) -> Any:
         """Copy the sweep's best run (or ``run``) into the model directory, atomically."""
-        from knowit_app.consolidate import consolidate_sweep
+        from knowit_app.experiment.consolidate import consolidate_sweep
 
         result = consolidate_sweep(self.exp_dir, model_name, sweep_name, run=run)
         log.info("consolidated run %s (%s=%.5g) into %s", result.run, result.monitor,

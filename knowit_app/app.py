@@ -1,25 +1,108 @@
-"""The ``knowit-app`` command: compose ``conf/`` with Hydra, then train one model.
+"""The ``knowit-app`` command: compose ``conf/`` with Hydra, then run one job.
 
-Only Hydra and the config schemas are imported here, so ``knowit-app --help`` and config
-composition stay fast; torch and Lightning load when a training actually starts.
+Only Hydra and the config schemas are imported at module level, so ``knowit-app --help`` and
+config composition stay fast; torch and Lightning load when a training actually starts.
+
+What one job does, in each way it can be started:
+- A single training (``knowit-app model_name=m1``): Hydra creates the run directory (with
+  ``.hydra/``) before the task starts, so the run dir is a private staging dir under
+  ``models/.staging/``; a refused start removes it again and a finished training is moved into
+  ``models/<model_name>/``.
+- A job of our sweeper (``knowit-app -m ...``): the sweeper chose the run dir
+  ``models/<model>/sweeps/<sweep>/<run>/``; train straight into it.
+- A run started by ``wandb agent`` (``WANDB_SWEEP_ID`` set): train in staging, then move the
+  run into the same sweep layout, named from the agent's parameters.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
+from pathlib import Path
+
 import hydra
+import yaml
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from knowit_app import help as help_module
-from knowit_app.schema import register_schemas
+from knowit_app.cli import app_help as help_module
+from knowit_app.config.schema import register_schemas
+from knowit_app.errors import ConfigError, ModelExistsError
+from knowit_app.experiment.layout import ExperimentLayout
+from knowit_app.experiment.publish import discard_staging, publish, refuse_existing
 
 register_schemas()
+log = logging.getLogger("knowit_app")
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def _hydra_task(cfg: DictConfig) -> float | None:
-    from knowit_app.task import run_task
-
     return run_task(cfg)
+
+
+
+def run_task(cfg: DictConfig) -> float | None:
+    """Train ``cfg.model_name``; return the best monitored score (what a sweeper optimises)."""
+    hydra_cfg = HydraConfig.get()
+    out_dir = Path(hydra_cfg.runtime.output_dir).resolve()
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        from knowit_app.sweeps.job import run_sweep_job
+
+        return run_sweep_job(cfg, out_dir)
+    return run_single(cfg, out_dir)
+
+
+def run_single(cfg: DictConfig, staged: Path) -> float | None:
+    """One training in staging, published to the model dir (or an agent's sweep run dir)."""
+    from knowit_app.training.wandb_run import agent_launched
+
+    layout = ExperimentLayout(cfg.exp_dir)
+    try:
+        target = agent_run_dir(cfg, layout) if agent_launched() else layout.model_dir(
+            cfg.model_name)
+        refuse_existing(target, cfg.overwrite)
+        from knowit_app.training.run import plan_training
+
+        plan = plan_training(cfg)
+    except (ConfigError, ModelExistsError) as exc:
+        discard_staging(staged, layout.staging_dir)
+        # One line and exit status 2, as command-line tools do; Hydra would print a traceback.
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    from knowit_app.training.wandb_run import fit_tracked
+
+    try:
+        result = fit_tracked(plan, staged, target.name)
+    except BaseException:
+        log.error("training failed; its partial output is kept in %s", staged)
+        raise
+    kept = publish(staged, target, cfg.overwrite)
+    discard_staging(staged, layout.staging_dir)  # only removes the staging dir if now empty
+    log.info("model %s: best %s=%s (%s) in %s", cfg.model_name, result.monitor,
+             f"{result.best_score:.4g}" if result.best_score is not None else "n/a",
+             result.best_checkpoint, target)
+    if kept is not None:
+        log.info("the model it replaced is kept in %s", kept)
+    return result.best_score
+
+
+def agent_run_dir(cfg: DictConfig, layout: ExperimentLayout) -> Path:
+    """The sweep-layout run dir for a run a W&B agent started, named from its parameters."""
+    from knowit_app.sweeps.naming import run_name
+
+    params: dict = {}
+    param_path = os.environ.get("WANDB_SWEEP_PARAM_PATH")
+    if param_path and Path(param_path).exists():
+        raw = yaml.safe_load(Path(param_path).read_text()) or {}
+        params = {k: v.get("value") if isinstance(v, dict) else v for k, v in raw.items()
+                  if not str(k).startswith("_")}
+    sweep_name = cfg.sweep.get("name") or os.environ["WANDB_SWEEP_ID"]
+    sweep_dir = layout.sweep_dir(cfg.model_name, str(sweep_name))
+    taken = {p.name for p in sweep_dir.iterdir()} if sweep_dir.exists() else set()
+    name = run_name(params, taken=taken) if params else os.environ.get("WANDB_RUN_ID", "run")
+    return sweep_dir / name
 
 
 def main() -> None:

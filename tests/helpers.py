@@ -39,7 +39,7 @@ QUICK = ["data.limit=5", "arch.width=32", "trainer.max_epochs=1", "data.batch_si
 def train_in_process(exp: Path, name: str, *overrides: str) -> Path:
     """Train ``models/<name>`` in ``exp`` through the app's own core; return its directory."""
     from knowit_app.api import compose_config
-    from knowit_app.layout import ExperimentLayout
+    from knowit_app.experiment.layout import ExperimentLayout
     from knowit_app.training.run import execute, plan_training
 
     cfg = compose_config([f"exp_dir={exp}", f"model_name={name}", *QUICK, *overrides])

@@ -15,8 +15,8 @@ from torch.nn import functional as F
 
 from knowit_app import archs
 from knowit_app.archs import ARCH_NAMES, build_model, get_arch, hp_defaults, hp_ranges
+from knowit_app.config.schema import ARCH_SCHEMAS
 from knowit_app.errors import ConfigError
-from knowit_app.schema import ARCH_SCHEMAS
 
 TASKS = ("regression", "classification")
 

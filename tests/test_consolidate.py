@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 from helpers import snapshot
 
-from knowit_app import consolidate_cli, swap
-from knowit_app.consolidate import consolidate_sweep, format_table, rank_runs
+from knowit_app.cli import consolidate as consolidate_cli
 from knowit_app.errors import ConfigError, KnowitError
-from knowit_app.publish import publish
+from knowit_app.experiment import model_dir as swap
+from knowit_app.experiment.consolidate import consolidate_sweep, format_table, rank_runs
+from knowit_app.experiment.publish import publish
 
 MODEL_FILES_EXCLUDED = ("sweeps", ".replaced", swap.LOCK_FILE)
 
@@ -258,7 +259,7 @@ def test_cli_errors_exit_2_with_one_line(tmp_path, capsys):
 
 def test_console_script_runs_without_torch(tmp_path):
     make_sweep(tmp_path, {"r1": 0.2, "r2": 0.1})
-    code = ("import sys; from knowit_app.consolidate_cli import main; rc = main(sys.argv[1:]); "
+    code = ("import sys; from knowit_app.cli.consolidate import main; rc = main(sys.argv[1:]); "
             "assert 'torch' not in sys.modules and 'lightning' not in sys.modules; sys.exit(rc)")
     proc = subprocess.run([sys.executable, "-c", code, "model_name=m", "sweep=s",
                            f"exp_dir={tmp_path}", "goal=max"],
@@ -297,7 +298,7 @@ def swap_scene(tmp_path):
 KILL_SCRIPT = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
-    from knowit_app import swap
+    from knowit_app.experiment import model_dir as swap
     mode, model_dir, staged, kill_at = sys.argv[1], Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
     def hook(step, what):
         if step == kill_at:
@@ -306,7 +307,7 @@ KILL_SCRIPT = textwrap.dedent("""
     if mode == "swap":
         swap.swap_in(model_dir, Path(staged))
     elif mode == "consolidate":
-        from knowit_app.consolidate import consolidate_sweep
+        from knowit_app.experiment.consolidate import consolidate_sweep
         consolidate_sweep(model_dir.parent.parent, model_dir.name, "s")
     else:
         swap.recover(model_dir)

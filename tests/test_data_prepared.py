@@ -205,7 +205,7 @@ def test_unshuffled_loader_keeps_row_order(exp_dir):
 def test_default_synth_2_config(exp_dir):
     from dataclasses import asdict
 
-    from knowit_app.schema import DataConfig
+    from knowit_app.config.schema import DataConfig
 
     p = prepare(asdict(DataConfig()), "regression", exp_dir)
     # 30 instances of 4000 steps; in_chunk [-32, 0] may pad 16 steps: 3984 points each,

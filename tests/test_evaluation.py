@@ -13,11 +13,11 @@ import pytest
 from helpers import snapshot, train_in_process
 
 from knowit_app.api import KnowIt
-from knowit_app.atomic import replace_atomically
+from knowit_app.cli.evaluate import eval_main
 from knowit_app.data.store import load_dataset
-from knowit_app.evaluation.cli import eval_main
 from knowit_app.evaluation.scores import evaluate_model, metrics_path, read_metrics_csv
-from knowit_app.restore import load_trained_model
+from knowit_app.evaluation.trained_model import load_trained_model
+from knowit_app.experiment.io import replace_atomically
 
 PERF = "trainer.performance_metrics=[mean_absolute_error,r2_score]"
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from knowit_app.archs import ARCH_NAMES, hp_defaults, hp_ranges
-from knowit_app.info import main
+from knowit_app.cli.info import main
 
 
 def test_archs_lists_every_arch_hyperparameter_default_and_range(capsys) -> None:

@@ -8,10 +8,10 @@ import pytest
 from helpers import train_in_process
 
 from knowit_app.api import KnowIt
+from knowit_app.cli.evaluate import predict_main
 from knowit_app.data.store import load_dataset
-from knowit_app.evaluation.cli import predict_main
 from knowit_app.evaluation.predictions import COLUMNS, write_predictions
-from knowit_app.restore import load_trained_model
+from knowit_app.evaluation.trained_model import load_trained_model
 
 
 @pytest.fixture(scope="module")

@@ -315,7 +315,7 @@ def test_runs_missing_from_the_state_are_read_from_their_files(tmp_path):
 
 
 def test_import_is_light():
-    code = ("import sys, knowit_app.report, knowit_app.report.cli; "
+    code = ("import sys, knowit_app.report, knowit_app.cli.report; "
             "print(sorted(m for m in ('torch', 'lightning', 'matplotlib', 'sklearn') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -410,5 +410,5 @@ def test_a_real_sweep_ends_with_its_report_and_evaluation(tmp_path):
     assert len(rows) == 1 and rows[0]["state"] == "finished" and rows[0]["rank"] == "1"
     assert "sweep report" in proc.stderr + proc.stdout
     proc = run_cli(["model_name=m", "sweep=my_sweep_name"], cwd=tmp_path,
-                   module="knowit_app.report.cli")
+                   module="knowit_app.cli.report")
     assert proc.returncode == 0 and "report/index.html" in proc.stdout, proc.stderr

@@ -257,8 +257,8 @@ def test_requeued_job_keeps_a_training_that_had_finished(tmp_path, monkeypatch):
 def test_cleanup_error_while_requeueing_is_no_failure(tmp_path, monkeypatch):
     """submitit's requeue exits the training (SystemExit); a clean-up that then fails (W&B's
     finish, its service killed by the requeue) must not turn the run into a failed one."""
-    import knowit_app.tracking as tracking
     import knowit_app.training.run as run_module
+    import knowit_app.training.wandb_run as tracking
     from knowit_app.sweeps.job import run_sweep_job
 
     def requeued(*args, **kwargs):

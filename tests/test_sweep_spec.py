@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from knowit_app.api import compose_config
 from knowit_app.errors import ConfigError
-from knowit_app.layout import check_name
+from knowit_app.experiment.layout import check_name
 from knowit_app.sweeps.grammar import parameters_from_overrides
 from knowit_app.sweeps.naming import override_value, overrides_for, run_name
 from knowit_app.sweeps.spec import _option_config, load_spec, to_plain

@@ -103,7 +103,7 @@ def test_epoch_metric_is_over_the_whole_epoch(tmp_path):
     import torch
 
     from knowit_app.data.prepared import make_dataloader
-    from knowit_app.restore import load_trained_model
+    from knowit_app.evaluation.trained_model import load_trained_model
 
     cfg = cfg_for(tmp_path, "trainer.max_epochs=1",
                   "trainer.performance_metrics=[mean_absolute_error]", "trainer.monitor=valid_loss")

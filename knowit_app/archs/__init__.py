@@ -14,8 +14,8 @@ import types
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from knowit_app.config.schema import ARCH_SCHEMAS
 from knowit_app.errors import ConfigError
-from knowit_app.schema import ARCH_SCHEMAS
 
 if TYPE_CHECKING:
     import torch

@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from knowit_app.errors import ConfigError
-from knowit_app.layout import ExperimentLayout
+from knowit_app.experiment.layout import ExperimentLayout
 
 if TYPE_CHECKING:
     import torch
 
     from knowit_app.data.prepared import PreparedData
     from knowit_app.data.scaling import Scaler
-    from knowit_app.restore import TrainedModel
+    from knowit_app.evaluation.trained_model import TrainedModel
 
 
 def find_model_dir(exp_dir: str | Path, model_name: str, sweep: str | None = None,
@@ -47,7 +47,7 @@ def find_model_dir(exp_dir: str | Path, model_name: str, sweep: str | None = Non
 
 def load_model(model_dir: str | Path) -> TrainedModel:
     """The trained model in ``model_dir`` (torch is imported only now, not with this module)."""
-    from knowit_app.restore import load_trained_model
+    from knowit_app.evaluation.trained_model import load_trained_model
 
     return load_trained_model(model_dir)
 

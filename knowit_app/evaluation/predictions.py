@@ -25,17 +25,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from knowit_app.atomic import replace_atomically
 from knowit_app.errors import ConfigError
 from knowit_app.evaluation.forward import load_model, split_outputs, to_original
-from knowit_app.layout import PREDICTIONS_DIR
+from knowit_app.experiment.io import replace_atomically
+from knowit_app.experiment.layout import PREDICTIONS_DIR
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from knowit_app.data.dataset import RawDataset
     from knowit_app.data.prepared import PreparedData
-    from knowit_app.restore import TrainedModel
+    from knowit_app.evaluation.trained_model import TrainedModel
 
 SET_NAMES = ("train", "valid", "eval")
 MAX_PLOT_INSTANCES = 6

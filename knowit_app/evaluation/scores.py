@@ -23,16 +23,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from knowit_app.atomic import replace_atomically
 from knowit_app.errors import ConfigError
 from knowit_app.evaluation.forward import load_model, split_outputs, to_original
-from knowit_app.layout import LOGS_DIR
+from knowit_app.experiment.io import replace_atomically
+from knowit_app.experiment.layout import LOGS_DIR
 
 if TYPE_CHECKING:
     import torch
 
     from knowit_app.data.prepared import PreparedData
-    from knowit_app.restore import TrainedModel
+    from knowit_app.evaluation.trained_model import TrainedModel
 
 SET_NAMES = ("train", "valid", "eval")
 EVALUATION_DIR = "evaluation"

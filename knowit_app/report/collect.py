@@ -20,10 +20,10 @@ from typing import Any
 
 import yaml
 
-from knowit_app.atomic import replace_atomically
-from knowit_app.consolidate import as_number, read_sweep_config
 from knowit_app.errors import ConfigError
-from knowit_app.layout import (
+from knowit_app.experiment.consolidate import as_number, read_sweep_config
+from knowit_app.experiment.io import replace_atomically
+from knowit_app.experiment.layout import (
     ERROR_FILE,
     LOGS_DIR,
     MODEL_ARGS_FILE,

@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from knowit_app.atomic import replace_atomically
+from knowit_app.experiment.io import replace_atomically
 from knowit_app.report.collect import RunRow, SweepTable, cell
 from knowit_app.report.importance import Importance
 

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from knowit_app.atomic import replace_atomically
+from knowit_app.experiment.io import replace_atomically
 from knowit_app.report.collect import ParamInfo, RunRow, SweepTable, cell
 
 MIN_RUNS = 3

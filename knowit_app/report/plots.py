@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from knowit_app.atomic import replace_atomically
+from knowit_app.experiment.io import replace_atomically
 from knowit_app.report.collect import LOG_SPAN, ParamInfo, RunRow, SweepTable, cell
 
 if TYPE_CHECKING:

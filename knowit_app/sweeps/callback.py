@@ -31,7 +31,7 @@ class ConsolidateSweep(Callback):
         self.evaluate = evaluate
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from knowit_app.layout import SWEEP_CONFIG_FILE
+        from knowit_app.experiment.layout import SWEEP_CONFIG_FILE
 
         sweep_dir = Path(str(config.hydra.sweep.dir))
         if not (sweep_dir / SWEEP_CONFIG_FILE).exists():
@@ -44,8 +44,8 @@ class ConsolidateSweep(Callback):
                 write_report_safely(sweep_dir)
 
     def _consolidate(self, config: DictConfig, sweep_dir: Path) -> None:
-        from knowit_app.consolidate import consolidate_sweep
         from knowit_app.errors import KnowitError
+        from knowit_app.experiment.consolidate import consolidate_sweep
 
         try:
             result = consolidate_sweep(config.exp_dir, config.model_name, sweep_dir.name)

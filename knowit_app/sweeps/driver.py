@@ -25,7 +25,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from knowit_app.errors import ConfigError, KnowitError
-from knowit_app.layout import ERROR_FILE, SWEEP_CONFIG_FILE, ExperimentLayout
+from knowit_app.experiment.layout import ERROR_FILE, SWEEP_CONFIG_FILE, ExperimentLayout
 from knowit_app.sweeps.controllers import Controller, make_controller
 from knowit_app.sweeps.engine import RunRecord
 from knowit_app.sweeps.grammar import parameters_from_overrides

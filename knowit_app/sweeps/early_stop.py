@@ -14,7 +14,7 @@ from typing import Any
 import lightning as L
 import yaml
 
-from knowit_app.layout import SWEEP_CONFIG_FILE
+from knowit_app.experiment.layout import SWEEP_CONFIG_FILE
 from knowit_app.sweeps.engine import LocalEngine, RunRecord
 from knowit_app.sweeps.spec import SweepSpec
 from knowit_app.sweeps.state import SweepState

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from knowit_app.layout import ERROR_FILE
+from knowit_app.experiment.layout import ERROR_FILE
 from knowit_app.training.result import RunResult
 
 log = logging.getLogger("knowit_app.sweep")
@@ -30,8 +30,8 @@ log = logging.getLogger("knowit_app.sweep")
 def run_sweep_job(cfg: DictConfig, run_dir: Path) -> float | None:
     """Train one sweep run into ``run_dir``; return its best score (what the sweep optimises)."""
     from knowit_app.sweeps.early_stop import HyperbandStopper
-    from knowit_app.tracking import fit_tracked
     from knowit_app.training.run import plan_training
+    from knowit_app.training.wandb_run import fit_tracked
 
     run_dir = Path(run_dir)
     started = time.time()

@@ -27,7 +27,7 @@ import numpy as np
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from knowit_app.errors import ConfigError
-from knowit_app.layout import check_name
+from knowit_app.experiment.layout import check_name
 
 METHODS = ("grid", "random", "bayes")
 GOALS = ("minimize", "maximize")
@@ -165,7 +165,7 @@ def _option_config(group: str, option: str) -> DictConfig:
     from hydra.types import RunMode
     from omegaconf import open_dict
 
-    from knowit_app.schema import register_schemas
+    from knowit_app.config.schema import register_schemas
 
     register_schemas()
     loader = ConfigLoaderImpl(create_config_search_path("pkg://knowit_app.conf"))

@@ -9,9 +9,9 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from knowit_app import __version__
-from knowit_app.atomic import replace_atomically
 from knowit_app.data.prepared import PreparedData
-from knowit_app.layout import MODEL_ARGS_FILE
+from knowit_app.experiment.io import replace_atomically
+from knowit_app.experiment.layout import MODEL_ARGS_FILE
 
 
 def write_model_args(out_dir: Path, cfg: DictConfig, prepared: PreparedData, monitor: str,

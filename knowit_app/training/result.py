@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from knowit_app.atomic import replace_atomically
-from knowit_app.layout import RESULT_FILE
+from knowit_app.experiment.io import replace_atomically
+from knowit_app.experiment.layout import RESULT_FILE
 
 
 @dataclass

@@ -21,6 +21,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from knowit_app.archs import build_model
+from knowit_app.config.checks import devices_value, monitored_metric, validate_trainer
 from knowit_app.data.prepared import PreparedData, make_dataloader, prepare
 from knowit_app.training.components import (
     loss_function,
@@ -30,7 +31,6 @@ from knowit_app.training.components import (
     scheduler_class,
 )
 from knowit_app.training.result import RunResult
-from knowit_app.validate import devices_value, monitored_metric, validate_trainer
 
 log = logging.getLogger("knowit_app.training")
 

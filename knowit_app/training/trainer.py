@@ -13,7 +13,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from knowit_app.errors import ConfigError
-from knowit_app.layout import CHECKPOINT_PREFIX, LOGS_DIR
+from knowit_app.experiment.layout import CHECKPOINT_PREFIX, LOGS_DIR
 from knowit_app.training.callbacks import EpochSummary
 
 # Lightning announces GPU/TPU availability and tips at INFO on every run: noise in a sweep.

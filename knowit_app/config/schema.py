@@ -3,7 +3,7 @@
 Hydra validates the composed config against these dataclasses, so a misspelt key
 (``arch.dropuot=0.1``) or a wrong type (``data.batch_size=abc``) fails at composition with
 Hydra's own message. Value checks that types cannot express (ranges, names of datasets and
-components) live in :mod:`knowit_app.validate`. This module imports neither torch nor
+components) live in :mod:`knowit_app.config.checks`. This module imports neither torch nor
 Lightning: ``knowit-app --help`` composes configs without them.
 """
 

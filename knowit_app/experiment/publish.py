@@ -2,7 +2,8 @@
 
 Training writes into a private staging directory, so a crash, a kill or a refused start never
 leaves a half-written model where a finished one was expected. Publishing hands the staged
-directory to :mod:`knowit_app.swap`, which swaps it in atomically: a kill at any instant leaves
+directory to :mod:`knowit_app.experiment.model_dir`, which swaps it in atomically: a kill at any
+instant leaves
 the old model or the new one, never a mix. A model that is replaced is never deleted: its files
 move to ``models/<model>/.replaced/<time>/`` and the caller says so.
 """
@@ -14,8 +15,8 @@ import shutil
 from pathlib import Path
 
 from knowit_app.errors import ModelExistsError
-from knowit_app.layout import holds_model
-from knowit_app.swap import locked, recover, swap_in
+from knowit_app.experiment.layout import holds_model
+from knowit_app.experiment.model_dir import locked, recover, swap_in
 
 log = logging.getLogger(__name__)
 

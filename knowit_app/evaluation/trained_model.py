@@ -16,7 +16,7 @@ from torch import nn
 from knowit_app.archs import build_model
 from knowit_app.data.prepared import PreparedData, make_dataloader, prepare
 from knowit_app.errors import KnowitError
-from knowit_app.layout import MODEL_ARGS_FILE, find_checkpoint
+from knowit_app.experiment.layout import MODEL_ARGS_FILE, find_checkpoint
 from knowit_app.training.components import loss_function
 from knowit_app.training.model_args import read_model_args
 
@@ -53,7 +53,7 @@ class TrainedModel:
 
 def load_trained_model(model_dir: str | Path) -> TrainedModel:
     """Rebuild the network of a model (or sweep run) directory from its files."""
-    from knowit_app.swap import recover
+    from knowit_app.experiment.model_dir import recover
 
     model_dir = Path(model_dir)
     if not model_dir.is_dir():

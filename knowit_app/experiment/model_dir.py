@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from knowit_app.errors import KnowitError
-from knowit_app.layout import REPLACED_DIR, model_entries
+from knowit_app.experiment.layout import REPLACED_DIR, model_entries
 
 try:  # POSIX; elsewhere swaps are still atomic against kills, only not against each other.
     import fcntl

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from knowit_app.cli_args import parse_kv, run_command, shown
+from knowit_app.cli.args import parse_kv, run_command, shown
 from knowit_app.evaluation.forward import find_model_dir
 
 EVAL_USAGE = """\
@@ -80,11 +80,11 @@ def predict_main(argv: list[str] | None = None) -> int:
     return run_command(argv, PREDICT_USAGE, _predict)
 
 
-if __name__ == "__main__":  # python -m knowit_app.evaluation.cli [eval|predict] key=value ...
+if __name__ == "__main__":  # python -m knowit_app.cli.evaluate [eval|predict] key=value ...
     command = sys.argv[1] if len(sys.argv) > 1 else ""
     mains = {"eval": eval_main, "predict": predict_main}
     if command not in mains:
-        print("usage: python -m knowit_app.evaluation.cli eval|predict key=value ...",
+        print("usage: python -m knowit_app.cli.evaluate eval|predict key=value ...",
               file=sys.stderr)
         sys.exit(2)
     sys.exit(mains[command](sys.argv[2:]))

@@ -13,9 +13,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from knowit_app.cli_args import parse_kv, run_command, shown
+from knowit_app.cli.args import parse_kv, run_command, shown
 from knowit_app.errors import ConfigError
-from knowit_app.layout import ExperimentLayout
+from knowit_app.experiment.layout import ExperimentLayout
 
 USAGE = """\
 usage: knowit-app-report model_name=<model> sweep=<sweep> [exp_dir=outputs]
@@ -62,5 +62,5 @@ def _report(argv: list[str]) -> str:
     return f"report of sweep {args['sweep']!r}: {shown(write_report(sweep_dir))}"
 
 
-if __name__ == "__main__":  # python -m knowit_app.report.cli
+if __name__ == "__main__":  # python -m knowit_app.cli.report
     sys.exit(main())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-CONF_DIR = Path(__file__).with_name("conf")
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 HELP_FLAGS = ("--help", "-h")
 
 HEADER = """\
@@ -50,7 +50,7 @@ def render_help(args: list[str]) -> str:
     from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
-    from knowit_app.schema import register_schemas
+    from knowit_app.config.schema import register_schemas
 
     register_schemas()
     overrides = [a for a in args if _is_config_override(a)]

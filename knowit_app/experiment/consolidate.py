@@ -2,7 +2,8 @@
 
 A sweep trains many runs under ``models/<model>/sweeps/<sweep>/<run>/``; consolidation copies the
 chosen run's model files into ``models/<model>/`` (the sweep keeps its runs) and swaps them in
-atomically (:mod:`knowit_app.swap`), keeping any model it replaces under ``.replaced/<time>/``.
+atomically (:mod:`knowit_app.experiment.model_dir`), keeping any model it replaces under
+``.replaced/<time>/``.
 
 Runs are ranked by the score their checkpoint was chosen by (ModelCheckpoint's
 ``best_model_score``, as KnowIt does), read from each run's small ``run_result.json``: no
@@ -25,7 +26,7 @@ from typing import Any
 import yaml
 
 from knowit_app.errors import ConfigError, KnowitError
-from knowit_app.layout import (
+from knowit_app.experiment.layout import (
     CHECKPOINT_PREFIX,
     CONSOLIDATED_FILE,
     ERROR_FILE,
@@ -36,7 +37,7 @@ from knowit_app.layout import (
     ExperimentLayout,
     check_name,
 )
-from knowit_app.swap import locked, new_staging_dir, recover, swap_in
+from knowit_app.experiment.model_dir import locked, new_staging_dir, recover, swap_in
 
 VALID_STATES = ("finished", "stopped")
 GOALS = ("minimize", "maximize")

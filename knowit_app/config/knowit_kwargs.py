@@ -11,8 +11,8 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+from knowit_app.config.schema import ARCH_SCHEMAS, DataConfig, TrainerConfig
 from knowit_app.errors import ConfigError
-from knowit_app.schema import ARCH_SCHEMAS, DataConfig, TrainerConfig
 
 DATA_PRESETS = ("synth_2", "synth_c")
 # KnowIt options that have no effect here: accepted with a warning, so tutorials run as written.

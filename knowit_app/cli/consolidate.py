@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import sys
 
-from knowit_app.cli_args import parse_kv, run_command, shown
-from knowit_app.consolidate import (
+from knowit_app.cli.args import parse_kv, run_command, shown
+from knowit_app.errors import ConfigError
+from knowit_app.experiment.consolidate import (
     ConsolidationResult,
     check_goal,
     consolidate_sweep,
     format_table,
 )
-from knowit_app.errors import ConfigError
 
 USAGE = """\
 usage: knowit-app-consolidate model_name=<model> sweep=<sweep> [run=<run>] [goal=minimize|maximize]
@@ -69,5 +69,5 @@ def _consolidate(argv: list[str]) -> str:
     return report(result, max(top, 1))
 
 
-if __name__ == "__main__":  # python -m knowit_app.consolidate_cli
+if __name__ == "__main__":  # python -m knowit_app.cli.consolidate
     sys.exit(main())

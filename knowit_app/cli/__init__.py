@@ -1,0 +1,1 @@
+"""Console scripts: one module per command, one way to parse arguments and print tables."""

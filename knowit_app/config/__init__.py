@@ -1,0 +1,1 @@
+"""Configuration: the typed schemas, value checks, KnowIt kwargs translation, composition."""
