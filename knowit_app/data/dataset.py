@@ -32,6 +32,9 @@ class RawDataset:
     slice_ends: np.ndarray  # int64 (n_slices,)
     slice_instance: np.ndarray  # int64 (n_slices,)
     instance_names: list[str]
+    # A user-defined split (KnowIt's 'split' column): int8 per row, 0 train, 1 valid, 2 eval,
+    # -1 in no set. None when the dataset defines no split (split_method=custom refuses it).
+    split: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.components = [str(c) for c in self.components]
@@ -42,6 +45,8 @@ class RawDataset:
         self.slice_starts = np.asarray(self.slice_starts, dtype=np.int64)
         self.slice_ends = np.asarray(self.slice_ends, dtype=np.int64)
         self.slice_instance = np.asarray(self.slice_instance, dtype=np.int64)
+        if self.split is not None:
+            self.split = np.asarray(self.split, dtype=np.int8)
         self._check()
 
     def _check(self) -> None:
@@ -70,6 +75,10 @@ class RawDataset:
             raise ValueError(f"dataset {self.name!r}: slice instances must be in order")
         if self.time_delta <= 0:
             raise ValueError(f"dataset {self.name!r}: time_delta must be positive")
+        if self.split is not None and (
+            self.split.shape != (n_rows,) or np.any((self.split < -1) | (self.split > 2))
+        ):
+            raise ValueError(f"dataset {self.name!r}: split must be -1, 0, 1 or 2 per row")
 
     @property
     def n_rows(self) -> int:
