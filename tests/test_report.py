@@ -19,7 +19,7 @@ import pytest
 import yaml
 from helpers import run_cli
 
-from knowit_app.report import cli as report_cli
+from knowit_app.cli import report as report_cli
 from knowit_app.report import collect_sweep, write_report
 from knowit_app.report.importance import compute_importance
 from knowit_app.report.plots import plot_curves, plot_importance, plot_parallel
@@ -173,7 +173,7 @@ def test_html_summary_and_marked_runs(grid_sweep, grid_report):
     assert "<h1>Sweep s</h1>" in text
     assert "grid" in text and "valid_loss</code> (minimize)" in text
     assert "23 finished" in text and "2 failed" in text and "2 stopped" in text
-    rows = re.findall(r'<tr class="([^"]*)">(.*?)</tr>', text)
+    rows = re.findall(r'<tr class="([^"]*)">(.*?)</tr>', text, re.S)
     classes = [c for c, _ in rows]
     assert classes.count("failed") == 2 and classes.count("stopped") == 2
     assert sum("best" in c.split() for c in classes) == 1
