@@ -22,7 +22,7 @@ from helpers import run_cli
 from knowit_app.cli import report as report_cli
 from knowit_app.report import collect_sweep, write_report
 from knowit_app.report.importance import compute_importance
-from knowit_app.report.plots import plot_curves, plot_importance, plot_parallel
+from knowit_app.report.plots import FEATURES_MAX, plot_curves, plot_importance, plot_parallel
 from knowit_app.sweeps.engine import RunRecord
 from knowit_app.sweeps.naming import run_name
 from knowit_app.sweeps.state import SweepState
@@ -267,7 +267,17 @@ def test_importance_is_seeded_and_follows_the_metric(grid_sweep):
     assert [(f.name, f.importance) for f in first.features] == \
         [(f.name, f.importance) for f in second.features]
     assert first.runs == 25 and first.features[0].name == "learning_rate"
-    assert len(labelled_lines(plot_importance(first))) == 0  # bars, and it draws
+    figure = plot_importance(first)
+    importance_ax, correlation_ax = figure.axes[:2]
+    shown = first.features[:len(importance_ax.patches)]
+    assert len(shown) == min(len(first.features), FEATURES_MAX) == 3  # a bar per feature
+    assert [t.get_text() for t in importance_ax.get_yticklabels()] == [f.name for f in shown]
+    assert [bar.get_width() for bar in importance_ax.patches] == \
+        pytest.approx([f.importance for f in shown])
+    assert [bar.get_width() for bar in correlation_ax.patches] == \
+        pytest.approx([f.correlation or 0.0 for f in shown])
+    assert importance_ax.patches[0].get_width() == max(b.get_width()
+                                                       for b in importance_ax.patches)
 
 
 def test_a_single_run_and_too_few_runs_for_importance(tmp_path):
