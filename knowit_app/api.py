@@ -18,6 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from knowit_app.config.compose import compose
 from knowit_app.config.knowit_kwargs import knowit_kwargs_to_overrides
 from knowit_app.errors import ConfigError
 from knowit_app.experiment.layout import ExperimentLayout
@@ -26,17 +27,8 @@ log = logging.getLogger("knowit_app")
 
 
 def compose_config(overrides: list[str], extra: Mapping[str, Any] | None = None) -> DictConfig:
-    """Compose ``conf/`` with Hydra's compose API, then merge ``extra`` (type-checked)."""
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-
-    from knowit_app.config.schema import register_schemas
-
-    register_schemas()
-    if GlobalHydra.instance().is_initialized():
-        GlobalHydra.instance().clear()
-    with initialize_config_module("knowit_app.conf", version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
+    """Compose ``conf/`` as the app would, then merge ``extra`` (type-checked by the schemas)."""
+    cfg = compose(overrides)
     if extra:
         try:
             cfg = OmegaConf.merge(cfg, OmegaConf.create(dict(extra)))

@@ -13,13 +13,13 @@ import numbers
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from knowit_app.config.checks import TASKS
 from knowit_app.errors import ConfigError
 
 # torch.nn activations that cannot stand between two layers: they need arguments, change the
 # feature size (GLU halves it) or need image-shaped input.
 _UNSUITABLE_ACTIVATIONS = ("Threshold", "MultiheadAttention", "GLU", "Softmax2d")
 _SUGGESTED_ACTIVATIONS = ("ReLU", "LeakyReLU", "Tanh", "GELU", "SiLU", "ELU", "Sigmoid")
-TASKS = ("regression", "classification")
 
 
 def key(name: str) -> str:

@@ -7,9 +7,8 @@ help about itself stays available as ``--hydra-help``.
 
 from __future__ import annotations
 
-from pathlib import Path
+from knowit_app.config.compose import compose, config_groups
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 HELP_FLAGS = ("--help", "-h")
 
 HEADER = """\
@@ -30,16 +29,6 @@ companion commands: knowit-app-info, knowit-app-import, knowit-app-consolidate,
 """
 
 
-def config_groups(conf_dir: Path = CONF_DIR) -> dict[str, list[str]]:
-    """Each config group under ``conf/`` (``hydra/launcher`` included) and its options."""
-    groups: dict[str, list[str]] = {}
-    for path in sorted(conf_dir.rglob("*.yaml")):
-        group = path.parent.relative_to(conf_dir).as_posix()
-        if group != ".":
-            groups.setdefault(group, []).append(path.stem)
-    return groups
-
-
 def _is_config_override(arg: str) -> bool:
     """Words that change the app's config (not flags, not Hydra's own settings)."""
     return "=" in arg and not arg.startswith(("-", "hydra.", "hydra/", "+hydra", "~hydra"))
@@ -47,15 +36,10 @@ def _is_config_override(arg: str) -> bool:
 
 def render_help(args: list[str]) -> str:
     """The help text, with the config composed from the overrides among ``args``."""
-    from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
-    from knowit_app.config.schema import register_schemas
-
-    register_schemas()
     overrides = [a for a in args if _is_config_override(a)]
-    with initialize_config_module("knowit_app.conf", version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
+    cfg = compose(overrides)
     groups = "\n".join(f"  {group}: {', '.join(options)}"
                        for group, options in config_groups().items())
     shown = f" (with {' '.join(overrides)})" if overrides else ""
@@ -66,4 +50,5 @@ def render_help(args: list[str]) -> str:
 
 
 def wants_help(args: list[str]) -> bool:
+    """Whether the command line asks for our help (``--hydra-help`` is Hydra's)."""
     return any(a in HELP_FLAGS for a in args)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from knowit_app.config.checks import TASKS
 from knowit_app.config.schema import DataConfig
 from knowit_app.data.points import parse_chunk, prediction_points
 from knowit_app.data.scaling import Scaler, check_scaling, make_scalers
@@ -31,7 +32,6 @@ from knowit_app.data.splits import (
 from knowit_app.data.store import load_dataset
 from knowit_app.errors import ConfigError
 
-TASKS = ("regression", "classification")
 PADDING_METHODS = ("constant", "edge")
 
 
