@@ -1,4 +1,4 @@
-"""Built-in datasets, the on-disk format, the cache and dataset lookup by name."""
+"""Built-in datasets (KnowIt's own, shipped in the package), the on-disk format, and lookup."""
 
 from __future__ import annotations
 
@@ -6,23 +6,31 @@ import json
 import os
 import subprocess
 import sys
+from importlib import resources
 
 import numpy as np
 import pytest
 
-from knowit_app.data import store, synthetic
+from knowit_app.data import store
+from knowit_app.data.bundled import builtin_meta, load_builtin
 from knowit_app.data.dataset import RawDataset
 from knowit_app.data.store import (
     builtin_names,
-    cache_dir,
     custom_datasets_dir,
     list_datasets,
     load_dataset,
     read_dataset,
     save_dataset,
 )
-from knowit_app.data.synthetic import make_synth_2, make_synth_c
 from knowit_app.errors import ConfigError
+
+
+def make_synth_2() -> RawDataset:
+    return load_builtin("synth_2")
+
+
+def make_synth_c() -> RawDataset:
+    return load_builtin("synth_c")
 
 
 def assert_same(a: RawDataset, b: RawDataset) -> None:
@@ -33,38 +41,59 @@ def assert_same(a: RawDataset, b: RawDataset) -> None:
         assert getattr(a, k).dtype == getattr(b, k).dtype
 
 
-@pytest.fixture
-def fresh_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("KNOWIT_APP_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
-def test_synth_2_shape():
+def test_synth_2_is_knowits_dataset():
     ds = make_synth_2()
-    assert ds.components == ["x1", "x2", "x3", "x4", "x5"]
-    assert ds.values.shape == (120_000, 5) and ds.values.dtype == np.float64
+    meta = builtin_meta("synth_2")
+    assert ds.components == ["x1", "x2", "x3", "x4", "x5"] == meta["components"]
+    assert ds.values.shape == (120_592, 5) and ds.values.dtype == np.float64
     assert ds.n_instances == 30 and ds.n_slices == 30 and ds.time_delta == 0.2
-    assert np.all(ds.slice_ends - ds.slice_starts == 4000)
+    lengths = (ds.slice_ends - ds.slice_starts).tolist()
+    assert lengths == [meta["rows_per_instance"][str(k)] for k in range(30)]
+    assert min(lengths) == 3001 and max(lengths) == 4980
     assert ds.slice_instance.tolist() == list(range(30))
-    steps = np.diff(ds.times[:4000])
-    assert np.all(steps == 200_000_000)
+    assert ds.instance_names == [str(k) for k in range(30)]
+    for s, e in zip(ds.slice_starts, ds.slice_ends, strict=True):
+        assert np.all(np.diff(ds.times[s:e]) == 200_000_000)
     assert not np.isnan(ds.values).any()
+    # The signal itself: KnowIt's component means, and x5 partly linear in x1..x4 (R^2 ~ 0.71).
+    assert np.allclose(ds.values.mean(axis=0), [-47, 85, 0.7, 0.1, -66], atol=0.5)
+    design = np.column_stack([ds.values[:, :4], np.ones(ds.n_rows)])
+    coef, *_ = np.linalg.lstsq(design, ds.values[:, 4], rcond=None)
+    resid = ds.values[:, 4] - design @ coef
+    r2 = 1 - resid.var() / ds.values[:, 4].var()
+    assert 0.70 < r2 < 0.72
 
 
-def test_synth_c_shape_and_classes():
+def test_synth_c_is_knowits_dataset():
     ds = make_synth_c()
     assert ds.components == ["x1", "x2", "x3", "x4", "y1", "y2"]
     assert ds.values.shape == (45_000, 6) and ds.n_instances == 15 and ds.time_delta == 0.04
+    assert ds.n_slices == 15 and np.all(ds.slice_ends - ds.slice_starts == 3000)
+    # KnowIt's instance ids follow its metadata: subject_0, subject_1, subject_10, ...
+    assert ds.instance_names == builtin_meta("synth_c")["instances"]
+    assert ds.instance_names[:3] == ["subject_0", "subject_1", "subject_10"]
     assert np.all(np.diff(ds.times[:3000]) == 40_000_000)
     y1, y2 = ds.values[:, 4], ds.values[:, 5]
     assert set(np.unique(y1)) == {0.0, 1.0} and set(np.unique(y2)) == {0.0, 1.0, 2.0, 3.0}
-    for y, k in ((y1, 2), (y2, 4)):  # no class is rare
-        assert np.bincount(y.astype(int)).min() > 0.5 * len(y) / k
 
 
-@pytest.mark.parametrize("make", [make_synth_2, make_synth_c])
-def test_generators_are_deterministic(make):
-    assert_same(make(), make())
+def test_builtins_ship_with_their_licence_and_touch_no_disk(tmp_path):
+    folder = resources.files("knowit_app.data").joinpath("builtin")
+    assert "Apache License" in folder.joinpath("LICENSE").read_text()
+    assert "North-West University" in folder.joinpath("NOTICE.md").read_text()
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    code = ("from knowit_app.data.store import load_dataset; "
+            "print(load_dataset('synth_2', 'exp').n_rows)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, text=True,
+                         capture_output=True, check=True)
+    assert out.stdout.strip() == "120592"
+    assert os.listdir(tmp_path) == [], "loading a built-in writes nothing anywhere"
+
+
+def test_each_load_is_an_independent_copy():
+    a = load_dataset("synth_c", "exp")
+    a.values[:] = 0.0
+    assert load_dataset("synth_c", "exp").values.any()
 
 
 def test_save_and_read_round_trip(tmp_path):
@@ -90,47 +119,6 @@ def test_save_replaces_or_refuses_an_existing_directory(tmp_path):
     save_dataset(b, target)
     assert_same(read_dataset(target), b)
     assert os.listdir(tmp_path) == ["d"]
-
-
-def test_cache_dir_follows_the_environment(fresh_cache):
-    assert cache_dir() == fresh_cache
-
-
-def test_builtin_is_generated_once_then_loaded(fresh_cache, monkeypatch):
-    first = load_dataset("synth_c", fresh_cache / "exp")
-    arrays = fresh_cache / "datasets" / "synth_c" / "arrays.npz"
-    stamp = arrays.stat().st_mtime_ns
-
-    def fail():
-        raise AssertionError("generated again")
-
-    monkeypatch.setitem(synthetic.GENERATORS, "synth_c", fail)
-    second = load_dataset("synth_c", fresh_cache / "exp")
-    assert arrays.stat().st_mtime_ns == stamp
-    assert_same(first, second)
-
-
-def test_stale_builtin_cache_is_regenerated(fresh_cache):
-    load_dataset("synth_c", "exp")
-    meta_path = fresh_cache / "datasets" / "synth_c" / "meta.json"
-    meta = json.loads(meta_path.read_text())
-    meta["origin"] = "builtin:synth_c:v0"
-    meta_path.write_text(json.dumps(meta))
-    assert_same(load_dataset("synth_c", "exp"), make_synth_c())
-    assert json.loads(meta_path.read_text())["origin"] != "builtin:synth_c:v0"
-
-
-def test_two_processes_generating_at_once_agree(fresh_cache):
-    code = ("from knowit_app.data.store import load_dataset; "
-            "print(load_dataset('synth_2', 'exp').values.sum())")
-    env = {**os.environ, "KNOWIT_APP_CACHE": str(fresh_cache)}
-    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
-                              text=True) for _ in range(2)]
-    outs = [p.communicate(timeout=60)[0].strip() for p in procs]
-    assert [p.returncode for p in procs] == [0, 0]
-    assert outs[0] == outs[1]
-    assert os.listdir(fresh_cache / "datasets") == ["synth_2"]
-    assert_same(read_dataset(fresh_cache / "datasets" / "synth_2"), make_synth_2())
 
 
 def test_unknown_dataset_lists_builtins_and_imports(tmp_path):
@@ -161,20 +149,5 @@ def test_list_datasets(tmp_path):
     assert sorted(found) == sorted(builtin_names() + ["mine"])
     assert found["synth_2"] == {"name": "synth_2", "source": "builtin",
                                 "components": ["x1", "x2", "x3", "x4", "x5"], "instances": 30,
-                                "slices": 30, "rows": 120_000, "time_delta": 0.2}
+                                "slices": 30, "rows": 120_592, "time_delta": 0.2}
     assert found["mine"]["source"] == "imported" and found["mine"]["rows"] == 45_000
-
-
-def test_losing_the_generation_race_keeps_the_winners_copy(fresh_cache, monkeypatch):
-    real = synthetic.GENERATORS["synth_c"]
-
-    def racing():
-        # Another process publishes its copy while this one is still generating.
-        monkeypatch.setitem(synthetic.GENERATORS, "synth_c", real)
-        load_dataset("synth_c", "exp")
-        return real()
-
-    monkeypatch.setitem(synthetic.GENERATORS, "synth_c", racing)
-    assert_same(load_dataset("synth_c", "exp"), make_synth_c())
-    assert os.listdir(fresh_cache / "datasets") == ["synth_c"]
-    assert_same(read_dataset(fresh_cache / "datasets" / "synth_c"), make_synth_c())

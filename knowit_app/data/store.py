@@ -3,8 +3,8 @@
 Layout of a dataset directory: ``meta.json`` (name, components, time_delta, instance names,
 counts, format version, origin) and ``arrays.npz`` (values, times, slice bounds). A directory is
 built under a temporary name next to its final place and renamed in one step, so readers never
-see half a dataset, and two processes generating the same built-in at once both end up with one
-complete copy.
+see half a dataset. The built-ins (KnowIt's synth_2 and synth_c) are read from the package
+itself (:mod:`knowit_app.data.bundled`) and never copied anywhere.
 """
 
 from __future__ import annotations
@@ -15,14 +15,13 @@ import os
 import re
 import shutil
 import tempfile
-import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from knowit_app.data import synthetic
+from knowit_app.data import bundled
 from knowit_app.data.dataset import RawDataset
 from knowit_app.errors import ConfigError
 
@@ -34,23 +33,13 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def builtin_names() -> list[str]:
-    """Datasets generated in code (see :mod:`knowit_app.data.synthetic`)."""
-    return sorted(synthetic.GENERATORS)
-
-
-def cache_dir() -> Path:
-    """Where built-ins and derived files live: ``$KNOWIT_APP_CACHE``, else ~/.cache/knowit_app."""
-    env = os.environ.get("KNOWIT_APP_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "knowit_app"
+    """KnowIt's example datasets shipped in the package (see :mod:`knowit_app.data.bundled`)."""
+    return sorted(bundled.BUILTIN_NAMES)
 
 
 def custom_datasets_dir(exp_dir: str | Path) -> Path:
     """Imported datasets belong to an experiment directory, next to the models trained on them."""
     return Path(exp_dir) / "custom_datasets"
-
-
-def _builtin_origin(name: str) -> str:
-    return f"builtin:{name}:v{synthetic.GENERATOR_VERSION}"
 
 
 def _meta_of(ds: RawDataset, origin: str) -> dict[str, Any]:
@@ -138,29 +127,6 @@ def _imported_names(exp_dir: str | Path) -> list[str]:
                   if NAME_PATTERN.match(p.name) and (p / META_FILE).is_file())
 
 
-def _builtin_dir(name: str) -> Path:
-    return cache_dir() / "datasets" / name
-
-
-def _load_builtin(name: str) -> RawDataset:
-    """Load a built-in from the cache, generating it there first when absent or stale."""
-    directory = _builtin_dir(name)
-    try:
-        if read_meta(directory).get("origin") == _builtin_origin(name):
-            return read_dataset(directory)
-        stale = True
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-        stale = directory.exists()
-    ds = synthetic.GENERATORS[name]()
-    try:
-        save_dataset(ds, directory, replace=stale, origin=_builtin_origin(name))
-    except FileExistsError:
-        pass  # another process published the same generated data first
-    except OSError as exc:
-        warnings.warn(f"cannot cache dataset {name!r} in {directory}: {exc}", stacklevel=2)
-    return ds
-
-
 def load_dataset(name: str, exp_dir: str | Path) -> RawDataset:
     """The dataset called ``name``: an import in ``exp_dir`` wins over a built-in of that name."""
     name = str(name)
@@ -174,8 +140,8 @@ def load_dataset(name: str, exp_dir: str | Path) -> RawDataset:
                     "data.name",
                     f"imported dataset {name!r} cannot be read ({exc}); import it again",
                 ) from exc
-        if name in synthetic.GENERATORS:
-            return _load_builtin(name)
+        if name in bundled.BUILTIN_NAMES:
+            return bundled.load_builtin(name)
     available = builtin_names() + [n for n in _imported_names(exp_dir) if n not in builtin_names()]
     raise ConfigError("data.name", f"unknown dataset {name!r}; available: {', '.join(available)}")
 
@@ -187,8 +153,8 @@ def list_datasets(exp_dir: str | Path) -> list[dict[str, Any]]:
     for name in builtin_names():
         if name in imported:
             continue
-        ds = _load_builtin(name)
-        rows.append(_summary(_meta_of(ds, _builtin_origin(name)), name, "builtin"))
+        ds = bundled.load_builtin(name)
+        rows.append(_summary(_meta_of(ds, bundled.ORIGIN), name, "builtin"))
     for name in imported:
         rows.append(_summary(read_meta(custom_datasets_dir(exp_dir) / name), name, "imported"))
     return rows
