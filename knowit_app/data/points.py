@@ -1,12 +1,20 @@
 """Prediction points: the rows at which a model sees an input window and predicts an output one.
 
-Rules, for a point at row ``t`` of slice ``[s, e)``, ``in_chunk = [a, b]``, ``out_chunk = [c, d]``
+KnowIt's rule (``DataSplitter._select_prediction_points`` with its default ``in_portion=0.5``), for
+a point at position ``t`` of a slice of ``L`` rows, ``in_chunk = [a, b]`` and ``out_chunk = [c, d]``
 (both inclusive, so ``[-32, 0]`` is 33 steps):
 
-- the output rows ``t+c .. t+d`` lie inside the slice and hold no NaN in the out components;
-- the input rows ``t+a .. t+b`` may stick out of the slice by at most ``n_in // 2`` steps in
-  total (those steps are padded when batches are built), and the part inside the slice holds no
-  NaN in the in components. NaNs in other components, or outside both windows, do not matter.
+- the slice counts only if ``min_slice`` is null or ``L > min_slice``;
+- the output window lies inside the slice: ``t + c >= 0`` when ``c < 0`` and ``t + d <= L - 1``
+  when ``d > 0``;
+- the input window is trimmed at half its reach: ``t >= -(a // 2)`` when ``a // 2 < 0`` and
+  ``t <= L - 1 - b // 2`` when ``b // 2 > 0`` (``//`` floors, as KnowIt's ``floor(chunk * 0.5)``);
+  input steps outside the slice are padded when batches are built.
+
+So the rule looks at each end of the window separately, not at the total overhang. On data
+without NaN these are exactly KnowIt's points. Where NaN remain, KnowIt only checks the out
+components at row ``t``; we also drop points whose output window, or the part of the input window
+inside the slice, holds a NaN in the components used, since such a window gives a NaN loss.
 """
 
 from __future__ import annotations
@@ -41,26 +49,52 @@ def _window_nan_count(nan_cum: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np
     return nan_cum[hi + 1] - nan_cum[lo]
 
 
+def check_min_slice(min_slice: object) -> int | None:
+    """None or a non-negative int, or a ConfigError."""
+    if min_slice is None:
+        return None
+    if isinstance(min_slice, bool) or not isinstance(min_slice, (int, np.integer)) or min_slice < 0:
+        raise ConfigError(
+            "data.min_slice", f"expected null or a non-negative integer, got {min_slice!r}"
+        )
+    return int(min_slice)
+
+
+def edge_ok(t: np.ndarray, length: np.ndarray, in_chunk: tuple[int, int],
+            out_chunk: tuple[int, int]) -> np.ndarray:
+    """KnowIt's edge rule for positions ``t`` in slices of ``length`` rows (see module doc)."""
+    a, b = in_chunk[0] // 2, in_chunk[1] // 2
+    c, d = out_chunk
+    ok = np.ones(np.shape(t), dtype=bool)
+    if c < 0:
+        ok &= t >= -c
+    if d > 0:
+        ok &= t <= length - 1 - d
+    if a < 0:
+        ok &= t >= -a
+    if b > 0:
+        ok &= t <= length - 1 - b
+    return ok
+
+
 def prediction_points(
     ds: RawDataset,
     in_chunk: Sequence[int],
     out_chunk: Sequence[int],
     in_idx: np.ndarray,
     out_idx: np.ndarray,
+    min_slice: int | None = None,
 ) -> np.ndarray:
     """Rows that are valid prediction points (int64, ascending); see the module docstring."""
     a, b = parse_chunk(in_chunk, "data.in_chunk")
     c, d = parse_chunk(out_chunk, "data.out_chunk")
-    n_in = b - a + 1
-    max_out = n_in // 2
+    min_slice = check_min_slice(min_slice)
 
     t = np.arange(ds.n_rows, dtype=np.int64)
     s, e = ds.row_slice_bounds()
-
-    out_ok = (t + c >= s) & (t + d <= e - 1)
-    in_outside = np.maximum(s - (t + a), 0) + np.maximum((t + b) - (e - 1), 0)
-    in_ok = in_outside <= max_out
-    ok = out_ok & in_ok
+    ok = edge_ok(t - s, e - s, (a, b), (c, d))
+    if min_slice is not None:
+        ok &= (e - s) > min_slice
 
     def clean(idx: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         nan_rows = np.isnan(ds.values[:, idx]).any(axis=1)
@@ -70,14 +104,20 @@ def prediction_points(
         return res
 
     ok &= clean(np.asarray(out_idx), t + c, t + d)
-    ok &= clean(np.asarray(in_idx), np.maximum(t + a, s), np.minimum(t + b, e - 1))
+    lo, hi = np.maximum(t + a, s), np.minimum(t + b, e - 1)
+    inside = lo <= hi
+    # A window wholly outside its slice is all padding: nothing to check (any row stands in).
+    in_clean = clean(np.asarray(in_idx), np.where(inside, lo, s), np.where(inside, hi, s))
+    ok &= in_clean | ~inside
     points = np.flatnonzero(ok).astype(np.int64)
     if points.size == 0:
         longest = int((ds.slice_ends - ds.slice_starts).max()) if ds.n_slices else 0
         raise ConfigError(
             "data.in_chunk",
             f"no prediction points in dataset {ds.name!r} for in_chunk [{a}, {b}] and out_chunk "
-            f"[{c}, {d}]: the longest slice has {longest} steps (windows need the output inside "
-            f"a slice, at most {max_out} input steps outside, and no NaN)",
+            f"[{c}, {d}]: the longest slice has {longest} steps (the output window must lie in "
+            "a slice, the input window may reach out of it by half its ends, no NaN"
+            + ("" if min_slice is None else f", slices longer than min_slice={min_slice}")
+            + ")",
         )
     return points
