@@ -1,8 +1,11 @@
-"""Splits by point, slice and instance, in time order or shuffled, with limit."""
+"""Splits by point, slice and instance, in time order or shuffled, with limit, as KnowIt's.
+
+``knowit_split`` below restates KnowIt's ``DataSplitter._do_split`` in its own terms (a selection
+matrix of (instance, slice, position) rows, ``numpy.unique`` blocks, ``numpy.random.seed`` then
+``numpy.random.shuffle``), independently of our index arithmetic, and is the oracle for seeds,
+portions, limits and methods that no hand-worked example covers."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pytest
@@ -71,26 +74,62 @@ def test_instance_chronological_orders_instances_by_first_time():
                                "eval": rows_of([0, 1])}
 
 
-@pytest.mark.parametrize("method, units, unit_rows", [
-    ("random", list(range(16)), lambda u: {u}),
-    ("slice-random", list(range(5)), lambda u: rows_of([u])),
-    ("instance-random", [0, 1, 2], lambda u: rows_of([k for k in range(5) if INST[k] == u])),
-])
-@pytest.mark.parametrize("seed", [0, 7])
-def test_random_methods_follow_the_seeded_permutation(method, units, unit_rows, seed):
-    portions = [0.5, 0.25, 0.25] if len(units) > 3 else [1 / 3] * 3
-    order = [units[i] for i in np.random.default_rng(seed).permutation(len(units))]
-    n = len(order)
-    n_train, n_eval = math.floor(portions[0] * n + 1e-9), math.floor(portions[2] * n + 1e-9)
-    expected = {
-        "train": set().union(*(unit_rows(u) for u in order[:n_train])),
-        "valid": set().union(*(unit_rows(u) for u in order[n_train:n - n_eval])),
-        "eval": set().union(*(unit_rows(u) for u in order[n - n_eval:])),
-    }
-    splits = split_points(dataset(), ALL, method, portions, None, seed)
+def knowit_split(ds, points, method, portions, limit, seed):
+    """KnowIt's split of a NaN-free dataset's points, as sets of our row numbers."""
+    rows = np.sort(points)
+    slice_of = np.searchsorted(ds.slice_starts, rows, side="right") - 1
+    inst = ds.slice_instance[slice_of]
+    first_slice = {i: int(np.flatnonzero(ds.slice_instance == i)[0]) for i in set(inst.tolist())}
+    sel = np.column_stack([inst, slice_of - np.array([first_slice[i] for i in inst]),
+                           rows - ds.slice_starts[slice_of]])
+    times = ds.times[rows]
+    level = {"slice": 2, "instance": 1}.get(method.split("-")[0], 3)
+    _, idx = np.unique(sel[:, :level], return_index=True, axis=0)
+    bounds = np.append(idx, len(sel))
+    if method.endswith("random"):
+        np.random.seed(seed)
+        elements = np.arange(len(idx))
+        np.random.shuffle(elements)
+    else:
+        elements = np.argsort(times[idx])
+    if limit:
+        elements = elements[:limit]
+    n_train = int(np.floor(portions[0] * len(elements)))
+    n_eval = int(np.floor(portions[2] * len(elements)))
+    parts = (elements[:n_train], elements[n_train:len(elements) - n_eval],
+             elements[len(elements) - n_eval:])
+    return {name: {int(r) for e in part for r in rows[bounds[e]:bounds[e + 1]]}
+            for name, part in zip(("train", "valid", "eval"), parts, strict=True)}
+
+
+
+@pytest.mark.parametrize("method", [m for m in SPLIT_METHODS if m != "custom"])
+@pytest.mark.parametrize("seed", [0, 7, 123, 2024])
+def test_every_method_matches_knowits_split(method, seed):
+    ds = dataset()
+    unit = method.split("-")[0] if "-" in method else "point"
+    portions = [1 / 3] * 3 if unit == "instance" else [0.5, 0.25, 0.25]
+    splits = split_points(ds, ALL, method, portions, None, seed)
     check_well_formed(splits, ALL)
-    assert as_sets(splits) == expected
-    assert as_sets(split_points(dataset(), ALL, method, portions, None, seed)) == expected
+    assert as_sets(splits) == knowit_split(ds, ALL, method, portions, None, seed)
+
+
+def test_random_order_is_numpys_legacy_generator():
+    # Instance-level with seed 7: numpy.random.seed(7); shuffle([0, 1, 2]) is the order.
+    np.random.seed(7)
+    order = np.arange(3)
+    np.random.shuffle(order)
+    splits = split_points(dataset(), ALL, "instance-random", [1 / 3] * 3, None, 7)
+    by_inst = [rows_of([k for k in range(5) if INST[k] == u]) for u in order]
+    assert as_sets(splits) == dict(zip(("train", "valid", "eval"), by_inst, strict=True))
+
+
+def test_splitting_leaves_the_global_generator_alone():
+    np.random.seed(99)
+    before = np.random.random()
+    np.random.seed(99)
+    split_points(dataset(), ALL, "random", [0.5, 0.25, 0.25], None, 3)
+    assert np.random.random() == before
 
 
 def test_random_split_changes_with_the_seed():
@@ -99,15 +138,20 @@ def test_random_split_changes_with_the_seed():
     assert as_sets(a) != as_sets(b)
 
 
-def test_limit_keeps_the_first_units_of_the_order():
-    # The first 8 points in time order are 7 8 9 10 11 12 0 1; the rest are dropped.
-    splits = split_points(dataset(), ALL, "chronological", [0.5, 0.25, 0.25], 8, 0)
-    assert as_sets(splits) == {"train": {7, 8, 9, 10}, "valid": {11, 12}, "eval": {0, 1}}
-    # With slice-random, the first 3 slices of the seeded permutation.
-    order = np.random.default_rng(5).permutation(5)[:3]
-    splits = split_points(dataset(), ALL, "slice-random", [1 / 3] * 3, 3, 5)
-    assert as_sets(splits) == {"train": rows_of([order[0]]), "valid": rows_of([order[1]]),
-                               "eval": rows_of([order[2]])}
+@pytest.mark.parametrize("method, limit", [("chronological", 8), ("slice-random", 3),
+                                           ("random", 12), ("instance-chronological", 2)])
+def test_limit_keeps_the_first_units_of_the_order(method, limit):
+    portions = [0.5, 0.5, 0.0] if limit == 2 else [0.5, 0.25, 0.25]
+    got = as_sets(split_points(dataset(), ALL, method, portions, limit, 5))
+    assert got == knowit_split(dataset(), ALL, method, portions, limit, 5)
+    if method == "chronological":  # the first 8 points in time order: 7 8 9 10 11 12 0 1
+        assert got == {"train": {7, 8, 9, 10}, "valid": {11, 12}, "eval": {0, 1}}
+
+
+def test_limit_beyond_the_units_is_refused():
+    with pytest.raises(ConfigError) as info:
+        split_points(dataset(), ALL, "instance-random", [1 / 3] * 3, 4, 0)
+    assert info.value.key == "data.limit" and "3 instances" in str(info.value)
 
 
 def test_units_without_points_do_not_count():
@@ -119,14 +163,42 @@ def test_units_without_points_do_not_count():
                                "eval": rows_of([4])}
 
 
+def test_an_empty_eval_split_is_allowed_as_in_knowit():
+    # 3 instances by [0.6, 0.2, 0.2]: train floor(1.8) = 1, eval floor(0.6) = 0, valid 2.
+    splits = split_points(dataset(), ALL, "instance-random", [0.6, 0.2, 0.2], None, 0)
+    assert len(splits["eval"]) == 0 and len(splits["train"]) and len(splits["valid"])
+
+
 def test_an_empty_split_says_how_many_units_there_were():
     with pytest.raises(ConfigError) as info:
-        split_points(dataset(), ALL, "instance-random", [0.6, 0.2, 0.2], None, 0)
+        split_points(dataset(), ALL, "instance-chronological", [2 / 3, 0.0, 1 / 3], None, 0)
     msg = str(info.value)
     assert info.value.key == "data.split_portions" and "\n" not in msg
-    assert "eval split is empty" in msg and "3 instances" in msg
+    assert "valid split is empty" in msg and "3 instances" in msg
     with pytest.raises(ConfigError, match="2 slices"):
         split_points(dataset(), ALL, "slice-chronological", [0.4, 0.3, 0.3], 2, 0)
+
+
+def test_custom_split_uses_the_datasets_split_column():
+    ds = dataset()
+    ds.split = np.array([0, 0, 1, 2, -1, 0, 0, 1, 1, 2, 2, 0, 1, 2, 0, 0], dtype=np.int8)
+    points = np.array([r for r in range(16) if r != 5])  # row 5 is not a prediction point
+    splits = split_points(ds, points, "custom", [0.8, 0.1, 0.1], None, 0)
+    assert as_sets(splits) == {"train": {0, 1, 6, 11, 14, 15}, "valid": {2, 7, 8, 12},
+                               "eval": {3, 9, 10, 13}}
+
+
+def test_custom_split_needs_a_split_column_and_no_limit():
+    with pytest.raises(ConfigError) as info:
+        split_points(dataset(), ALL, "custom", [0.8, 0.1, 0.1], None, 0)
+    assert info.value.key == "data.split_method" and "'split' column" in str(info.value)
+    ds = dataset()
+    ds.split = np.zeros(16, dtype=np.int8)
+    with pytest.raises(ConfigError) as info:
+        split_points(ds, ALL, "custom", [0.8, 0.1, 0.1], 5, 0)
+    assert info.value.key == "data.limit"
+    with pytest.raises(ConfigError, match="valid"):
+        split_points(ds, ALL, "custom", [0.8, 0.1, 0.1], None, 0)
 
 
 @pytest.mark.parametrize("portions", [
@@ -142,7 +214,7 @@ def test_portions_within_tolerance_are_accepted():
     split_points(dataset(), ALL, "chronological", [0.5, 0.25, 0.25 + 5e-7], None, 0)
 
 
-def test_unknown_method_lists_the_six():
+def test_unknown_method_lists_the_methods():
     with pytest.raises(ConfigError) as info:
         split_points(dataset(), ALL, "sideways", [0.5, 0.25, 0.25], None, 0)
     assert info.value.key == "data.split_method"

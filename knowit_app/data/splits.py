@@ -1,9 +1,20 @@
-"""Train/valid/eval splits of prediction points, by point, slice or instance.
+"""Train/valid/eval splits of prediction points, by point, slice or instance, as KnowIt does them.
 
-A split method orders *units* (points, slices or instances that hold at least one point), by
-time or by a seeded shuffle; ``limit`` keeps the first units of that order; then train takes the
-first ``floor(p0 * N)`` units, eval the last ``floor(p2 * N)`` and valid the rest. Splitting by
-slice or instance keeps neighbouring, strongly correlated windows out of different splits.
+KnowIt's ``DataSplitter._do_split``: a split method orders *units* (prediction points, slices or
+instances that hold at least one point), numbered in dataset order (instance, slice, time):
+
+- ``*-chronological``: units sorted by the time of their first prediction point
+  (``numpy.argsort``, as KnowIt);
+- ``*-random`` and ``random``: the unit numbers shuffled by numpy's legacy generator seeded with
+  the seed (KnowIt calls ``numpy.random.seed(seed)`` and then ``numpy.random.shuffle``; we use
+  an own ``RandomState(seed)``, which draws the same permutation without touching global state).
+
+``limit`` keeps the first units of that order (more than there are is an error); then train takes
+the first ``floor(p0 * N)`` units, eval the last ``floor(p2 * N)`` and valid the rest. An empty
+eval set is allowed (portions like [0.8, 0.2, 0]); an empty train or valid set is an error.
+``custom`` uses the dataset's own per-row split (KnowIt's ``split`` column: 0 train, 1 valid,
+2 eval), keeping only rows that are prediction points. Splitting by slice or instance keeps
+neighbouring, strongly correlated windows out of different splits.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ SPLIT_METHODS = (
     "slice-random",
     "instance-chronological",
     "instance-random",
+    "custom",
 )
 SPLIT_NAMES = ("train", "valid", "eval")
 _UNIT_WORD = {"point": "prediction points", "slice": "slices", "instance": "instances"}
@@ -55,42 +67,61 @@ def check_limit(limit: object) -> int | None:
     return int(limit)
 
 
-def check_method(method: object) -> tuple[str, str]:
-    """``(unit, order)``, e.g. ``("slice", "random")`` for "slice-random"."""
+def check_method(method: object, limit: object = None) -> tuple[str, str]:
+    """``(unit, order)``, e.g. ``("slice", "random")`` for "slice-random"; custom is special."""
     if method not in SPLIT_METHODS:
         raise ConfigError(
             "data.split_method",
             f"unknown split method {method!r}; allowed: {', '.join(SPLIT_METHODS)}",
         )
+    if method == "custom":
+        if limit is not None:
+            raise ConfigError(
+                "data.limit", "split_method=custom takes the whole user-defined split: set null"
+            )
+        return "custom", "custom"
     unit, _, order = str(method).rpartition("-")
     return unit or "point", order
 
 
-def _unit_order(
-    ds: RawDataset, points: np.ndarray, unit: str, order: str, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Unit id of each point, and the unit ids in split order (only units that hold points)."""
+def unit_of_points(ds: RawDataset, points: np.ndarray, unit: str) -> np.ndarray:
+    """The unit number of each point: its own index, its slice, or its instance."""
     if unit == "point":
-        unit_of_point = np.arange(len(points), dtype=np.int64)
-        units = unit_of_point
-        start_time = ds.times[points]
-    else:
-        slice_of_point = np.searchsorted(ds.slice_starts, points, side="right") - 1
-        if unit == "slice":
-            unit_of_point = slice_of_point
-            start_time_all = ds.times[ds.slice_starts]
-        else:
-            unit_of_point = ds.slice_instance[slice_of_point]
-            first_slice = np.searchsorted(ds.slice_instance, np.arange(ds.n_instances))
-            first_slice = np.minimum(first_slice, max(ds.n_slices - 1, 0))
-            start_time_all = ds.times[ds.slice_starts[first_slice]]
-        units = np.unique(unit_of_point)
-        start_time = start_time_all[units]
+        return np.arange(len(points), dtype=np.int64)
+    slice_of_point = np.searchsorted(ds.slice_starts, points, side="right") - 1
+    return slice_of_point if unit == "slice" else ds.slice_instance[slice_of_point]
+
+
+def unit_order(ds: RawDataset, points: np.ndarray, unit: str, order: str, seed: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Unit of each point (points sorted), and the units in KnowIt's split order."""
+    unit_of_point = unit_of_points(ds, points, unit)
+    units, first = np.unique(unit_of_point, return_index=True)
     if order == "random":
-        ordered = units[np.random.default_rng(seed).permutation(len(units))]
+        elements = np.arange(len(units))
+        np.random.RandomState(seed).shuffle(elements)
     else:
-        ordered = units[np.lexsort((units, start_time))]
-    return unit_of_point, ordered
+        elements = np.argsort(ds.times[points[first]])
+    return unit_of_point, units[elements]
+
+
+def _custom_split(ds: RawDataset, points: np.ndarray) -> dict[str, np.ndarray]:
+    if ds.split is None:
+        raise ConfigError(
+            "data.split_method",
+            f"custom needs a dataset imported with a 'split' column (0 train, 1 valid, 2 eval); "
+            f"{ds.name!r} has none",
+        )
+    label = ds.split[points]
+    out = {name: points[label == i] for i, name in enumerate(SPLIT_NAMES)}
+    for name in ("train", "valid"):
+        if len(out[name]) == 0:
+            raise ConfigError(
+                "data.split_method",
+                f"custom: no prediction point of {ds.name!r} is marked for {name} "
+                f"({SPLIT_NAMES.index(name)} in its 'split' column)",
+            )
+    return out
 
 
 def split_points(
@@ -103,21 +134,28 @@ def split_points(
 ) -> dict[str, np.ndarray]:
     """Split the prediction ``points`` into {"train", "valid", "eval"} arrays of sorted rows."""
     p_train, _, p_eval = check_portions(portions)
-    unit, order = check_method(method)
+    unit, order = check_method(method, check_limit(limit))
     limit = check_limit(limit)
     points = np.unique(np.asarray(points, dtype=np.int64))
+    if unit == "custom":
+        return _custom_split(ds, points)
 
-    unit_of_point, ordered = _unit_order(ds, points, unit, order, int(seed))
+    unit_of_point, ordered = unit_order(ds, points, unit, order, int(seed))
     if limit is not None:
+        if limit > len(ordered):
+            raise ConfigError(
+                "data.limit",
+                f"limit {limit} is more than the {len(ordered)} {_UNIT_WORD[unit]} that hold "
+                f"prediction points (split_method={method})",
+            )
         ordered = ordered[:limit]
     n = len(ordered)
-    eps = 1e-9  # so that 0.29 * 100 counts as 29 despite binary floating point
-    n_train = math.floor(p_train * n + eps)
-    n_eval = math.floor(p_eval * n + eps)
+    n_train = math.floor(p_train * n)
+    n_eval = math.floor(p_eval * n)
     n_valid = n - n_train - n_eval
     counts = {"train": n_train, "valid": n_valid, "eval": n_eval}
-    for split, count in counts.items():
-        if count == 0:
+    for split in ("train", "valid"):
+        if counts[split] == 0:
             raise ConfigError(
                 "data.split_portions",
                 f"the {split} split is empty: {n} {_UNIT_WORD[unit]} split by "
