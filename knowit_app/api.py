@@ -62,7 +62,7 @@ class KnowIt:
         With ``sweep_kwargs`` (``sweep_name``, ``run_name``, ``log_to_local``) the run goes to
         ``models/<model>/sweeps/<sweep>/<run>/`` instead, as in KnowIt's sweep tutorial.
         """
-        from knowit_app.experiment.publish import discard_staging, publish, refuse_existing
+        from knowit_app.experiment.model_dir import discard_staging, publish, refuse_existing
         from knowit_app.training.run import plan_training
         from knowit_app.training.wandb_run import fit_tracked
 
@@ -116,28 +116,48 @@ class KnowIt:
 
         return {n: {"defaults": hp_defaults(n), "ranges": hp_ranges(n)} for n in ARCH_NAMES}
 
-    def import_dataset(self, kwargs: Mapping[str, Any]) -> Path:
-        """Import a CSV/Parquet file or DataFrame as a dataset of this experiment.
+    def import_dataset(self, kwargs: Mapping[str, Any], *,
+                       safe_mode: bool | None = None) -> Path:
+        """Import a DataFrame or a .pickle/.csv/.parquet/.json file as a dataset, as KnowIt does.
 
-        Accepts KnowIt's ``{'data_import': {'raw_data': ..., 'meta_data': {'name': ...},
-        'components': [...], 'time_delta': ...}}`` or the same keys at the top level.
+        KnowIt's ``{'data_import': {'raw_data': ..., 'meta': None, 'base_nan_filler': None,
+        'nan_filled_components': None}}`` works unchanged (metadata from ``meta`` or
+        ``raw_data.attrs``); the app's own options (``name``, ``time_column``,
+        ``instance_column``, ``components``, ``time_delta``, ``overwrite``) may be added.
+        ``safe_mode=False`` (or ``overwrite``) replaces an existing import.
         """
         from knowit_app.data.importer import import_dataset
 
         args = dict(kwargs.get("data_import", kwargs))
-        meta = dict(args.pop("meta_data", {}) or {})
-        name = args.pop("name", meta.get("name"))
+        meta = args.pop("meta", None)
+        if meta is None and args.get("meta_data") is not None:
+            meta = args.pop("meta_data")
+        args.pop("meta_data", None)
         source = args.pop("raw_data", args.pop("source", None))
-        if name is None or source is None:
-            raise ConfigError("data_import", "give raw_data (a path or DataFrame) and "
-                              "meta_data.name (or name)")
-        allowed = {"time_column", "instance_column", "components", "time_delta", "overwrite"}
+        if source is None:
+            raise ConfigError("data_import.raw_data", "missing; give a DataFrame or a path to "
+                              "a .pickle, .csv, .parquet or .json file")
+        allowed = {"name", "time_column", "instance_column", "components", "time_delta",
+                   "base_nan_filler", "nan_filled_components", "overwrite"}
         unknown = sorted(set(args) - allowed)
         if unknown:
             raise ConfigError(f"data_import.{unknown[0]}",
-                              f"unknown option; allowed: raw_data, meta_data.name, "
+                              f"unknown option; allowed: raw_data, meta, "
                               f"{', '.join(sorted(allowed))}")
-        return import_dataset(source, name, self.exp_dir, **args)
+        if "overwrite" not in args:
+            unsafe = safe_mode is False or (safe_mode is None and not self.safe_mode)
+            args["overwrite"] = self.overwrite or unsafe
+        return import_dataset(source if not isinstance(source, Path) else str(source),
+                              args.pop("name", None), self.exp_dir, meta=meta, **args)
+
+    def import_knowit_dataset(self, knowit_exp_dir: str | Path, name: str,
+                              new_name: str | None = None, *, overwrite: bool = False) -> Path:
+        """Copy dataset ``name`` from a KnowIt experiment dir's ``custom_datasets`` into this
+        experiment (its meta pickle is read without running code)."""
+        from knowit_app.data.importer import import_knowit_dataset
+
+        return import_knowit_dataset(knowit_exp_dir, name, self.exp_dir, new_name=new_name,
+                                     overwrite=overwrite or self.overwrite)
 
     def consolidate_sweep(self, model_name: str, sweep_name: str,
                           run: str | None = None) -> Any:

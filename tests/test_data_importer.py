@@ -40,7 +40,7 @@ def test_csv_with_time_and_instance_columns(tmp_path):
     assert out == tmp_path / "exp" / "custom_datasets" / "two"
     ds = load_dataset("two", tmp_path / "exp")
     assert ds.components == ["a", "b"]  # numeric columns except time and instance
-    assert ds.instance_names == ["early", "late"]  # ordered by first time
+    assert ds.instance_names == ["early", "late"]  # sorted ids, as KnowIt groups them
     assert ds.time_delta == 0.5
     # early: 5 rows, one slice; late: 4 + 2 rows, cut by the 10 s gap.
     assert ds.slice_starts.tolist() == [0, 5, 9] and ds.slice_ends.tolist() == [5, 9, 11]
@@ -126,12 +126,12 @@ def good_frame() -> pd.DataFrame:
     ({"name": ".hidden"}, "name", "invalid dataset name"),
     ({"time_column": "when"}, "time_column", "unknown column 'when'"),
     ({"time_column": "s"}, "time_column", "cannot be read as times"),
-    ({"time_column": None}, "time_column", "no datetime index"),
+    ({"time_column": None}, "time_column", "not time-indexed"),
     ({"instance_column": "who"}, "instance_column", "unknown column 'who'"),
     ({"components": ["x", "zz"]}, "components", "unknown column 'zz'"),
     ({"components": ["s"]}, "components", "not numeric"),
     ({"components": ["x", "x"]}, "components", "twice"),
-    ({"components": ["t"]}, "components", "time or instance"),
+    ({"components": ["t"]}, "components", "time, instance or split"),
     ({"components": []}, "components", "at least one"),
     ({"time_delta": "soon"}, "time_delta", "200ms"),
     ({"time_delta": -1.0}, "time_delta", "positive"),
@@ -146,14 +146,14 @@ def test_bad_import_arguments(tmp_path, kwargs, key, words):
     assert not (tmp_path / "custom_datasets" / "d").exists()
 
 
-def test_duplicate_times_in_an_instance_are_refused(tmp_path):
+def test_repeated_times_keep_the_first_row_as_knowit_does(tmp_path):
     df = good_frame()
     df.loc[2, "t"] = df.loc[1, "t"]
-    with pytest.raises(ConfigError) as info:
-        import_dataset(df, "d", tmp_path, time_column="t", instance_column="i")
-    assert info.value.key == "time_column" and "twice" in str(info.value)
-    df.loc[2, "i"] = "b"  # the same time in another instance is fine
     import_dataset(df, "d", tmp_path, time_column="t", instance_column="i")
+    assert load_dataset("d", tmp_path).values[:, 0].tolist() == [1.0, 2.0, 4.0]
+    df.loc[2, "i"] = "b"  # the same time in another instance is another row
+    import_dataset(df, "d", tmp_path, time_column="t", instance_column="i", overwrite=True)
+    assert load_dataset("d", tmp_path).n_rows == 4
 
 
 @pytest.mark.parametrize("bad, key", [
@@ -174,7 +174,7 @@ def test_bad_cells_are_refused(tmp_path, bad, key):
 def test_files_that_cannot_be_used(tmp_path):
     with pytest.raises(ConfigError, match="file not found") as info:
         import_dataset(tmp_path / "missing.csv", "d", tmp_path)
-    assert info.value.key == "source"
+    assert info.value.key == "raw_data"
     (tmp_path / "x.xlsx").write_text("")
     with pytest.raises(ConfigError, match="unsupported file type '.xlsx'"):
         import_dataset(tmp_path / "x.xlsx", "d", tmp_path)

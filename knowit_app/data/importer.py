@@ -1,24 +1,34 @@
-"""Import a user's table (CSV, Parquet or a pandas DataFrame) as a dataset of an experiment.
+"""Import a user's table as a dataset of an experiment, with KnowIt's rules.
 
-Rows become steps, sorted by time within each instance; a gap longer than ``time_delta`` starts a
-new slice; NaNs are kept (windows over them are excluded when points are chosen). Numeric
-``time_column`` values are read as seconds since the epoch. Only pandas and numpy are imported
-here, so the ``knowit-app-import`` command starts fast.
+KnowIt's forms are accepted as they are: a time-indexed DataFrame (or a .pickle/.csv/.parquet/
+.json file of one) whose metadata (``name``, ``components``, ``time_delta``, optional
+``instances``) is given as ``meta`` or sits in ``DataFrame.attrs``; a column ``instance`` names
+each row's instance and a column ``split`` (0 train, 1 valid, 2 eval) defines a user split for
+``split_method=custom``. Neither special column becomes a component. As in KnowIt, rows are
+sorted by time within each instance (instances in sorted order of their ids), repeated times keep
+the first row, a step longer than ``time_delta`` starts a new slice, and ``base_nan_filler``
+handles NaNs: ``'split'`` cuts slices at rows with a NaN in ``nan_filled_components``, a pandas
+interpolation method fills them (slices it cannot fill are dropped), None keeps them (windows
+over them are never prediction points). Only pandas and numpy are imported here, so
+``knowit-app-import`` starts fast.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import math
+import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from knowit_app.data.dataset import RawDataset
+from knowit_app.data.nans import Rows, check_nan_options, fill_nans, nan_columns, split_at_nans
+from knowit_app.data.readers import instance_label, read_table, row_times, time_delta_ns
 from knowit_app.data.store import (
     META_FILE,
     NAME_PATTERN,
@@ -28,40 +38,83 @@ from knowit_app.data.store import (
 )
 from knowit_app.errors import ConfigError
 
-_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+log = logging.getLogger("knowit_app")
+
+INSTANCE_COLUMN = "instance"
+SPLIT_COLUMN = "split"
+_META_KEYS = ("name", "components", "time_delta", "instances")
 
 
 def import_dataset(
     source: str | Path | pd.DataFrame,
-    name: str,
-    exp_dir: str | Path,
+    name: str | None = None,
+    exp_dir: str | Path = "outputs",
     *,
+    meta: Mapping[str, Any] | None = None,
     time_column: str | None = None,
     instance_column: str | None = None,
     components: Sequence[str] | None = None,
-    time_delta: float | str | None = None,
+    time_delta: float | str | _dt.timedelta | None = None,
+    base_nan_filler: str | None = None,
+    nan_filled_components: Sequence[str] | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Store ``source`` as dataset ``name`` under ``<exp_dir>/custom_datasets`` and return its dir.
+    """Store ``source`` as a dataset under ``<exp_dir>/custom_datasets`` and return its dir.
 
+    Explicit arguments win over ``meta``, which wins over ``source.attrs`` (KnowIt's order).
     Without ``time_column`` the times come from the index (a CSV's first column). Components
-    default to every numeric column other than time and instance. ``time_delta`` is seconds or a
-    pandas offset string ("200ms"); by default the most common positive step between rows.
+    default to every numeric column other than time, instance and split. ``time_delta`` is
+    seconds, a timedelta or a pandas offset string ("200ms"); by default the most common step.
     """
+    if meta is not None and not isinstance(meta, Mapping):
+        raise ConfigError("meta", f"must be a dict of {', '.join(_META_KEYS)}; got "
+                          f"{type(meta).__name__}")
+    check_nan_options(base_nan_filler, nan_filled_components)
+    early = dict(meta or {})
+    name = name if name is not None else early.get("name")
+    if name is not None:  # refuse a bad or taken name before reading any file
+        _check_target(name, exp_dir, overwrite)
+    frame = source if isinstance(source, pd.DataFrame) else read_table(source, time_column)
+    info = dict(meta) if meta is not None else dict(frame.attrs or {})
+    name = name if name is not None else info.get("name")
+    if name is None:
+        raise ConfigError("meta.name", "the dataset needs a name: pass name, meta={'name': ...} "
+                          "or set DataFrame.attrs['name']")
     target = _check_target(name, exp_dir, overwrite)
-    frame = _read(source, time_column)
     ds = frame_to_dataset(
         frame,
         name,
         time_column=time_column,
         instance_column=instance_column,
-        components=components,
-        time_delta=time_delta,
+        components=components if components is not None else info.get("components"),
+        time_delta=time_delta if time_delta is not None else info.get("time_delta"),
+        instances=info.get("instances"),
+        base_nan_filler=base_nan_filler,
+        nan_filled_components=nan_filled_components,
     )
     try:
         return save_dataset(ds, target, replace=overwrite)
     except FileExistsError:
         raise _exists_error(name, target) from None
+
+
+def import_knowit_dataset(source: str | Path, name: str, exp_dir: str | Path = "outputs", *,
+                          new_name: str | None = None, overwrite: bool = False) -> Path:
+    """Copy dataset ``name`` from a KnowIt experiment dir (``custom_datasets/<name>``: parquet
+    partitions + meta pickle) into ``exp_dir`` as ``new_name`` (default: the same name)."""
+    from knowit_app.data.knowit_format import knowit_paths, read_knowit_dataset
+
+    target_name = new_name or name
+    target = _check_target(target_name, exp_dir, overwrite)
+    paths = knowit_paths(source, name)
+    if paths is not None and paths[1].resolve() == target.resolve():
+        raise ConfigError("new_name", f"{target} is KnowIt's copy itself; it is read in place "
+                          "(data.name=" + name + "), or give new_name to convert it")
+    ds = read_knowit_dataset(source, name, new_name=target_name)
+    try:
+        return save_dataset(ds, target, replace=overwrite, origin=f"knowit:{Path(source)}")
+    except FileExistsError:
+        raise _exists_error(target_name, target) from None
 
 
 def _exists_error(name: str, target: Path) -> ConfigError:
@@ -72,7 +125,7 @@ def _exists_error(name: str, target: Path) -> ConfigError:
     )
 
 
-def _check_target(name: str, exp_dir: str | Path, overwrite: bool) -> Path:
+def _check_target(name: Any, exp_dir: str | Path, overwrite: bool) -> Path:
     """Refuse bad or taken names before reading any data."""
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise ConfigError(
@@ -92,28 +145,6 @@ def _check_target(name: str, exp_dir: str | Path, overwrite: bool) -> Path:
     return target
 
 
-def _read(source: str | Path | pd.DataFrame, time_column: str | None) -> pd.DataFrame:
-    if isinstance(source, pd.DataFrame):
-        return source
-    path = Path(source)
-    kind = _SUFFIXES.get(path.suffix.lower())
-    if kind is None:
-        raise ConfigError(
-            "source",
-            f"unsupported file type {path.suffix or '(none)'!r} of {path}; allowed: "
-            f"{', '.join(_SUFFIXES)}",
-        )
-    if not path.is_file():
-        raise ConfigError("source", f"file not found: {path}")
-    try:
-        if kind == "parquet":
-            return pd.read_parquet(path)
-        return pd.read_csv(path, index_col=None if time_column else 0)
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError("source", f"cannot read {path}: {first}") from exc
-
-
 def frame_to_dataset(
     frame: pd.DataFrame,
     name: str,
@@ -121,89 +152,89 @@ def frame_to_dataset(
     time_column: str | None = None,
     instance_column: str | None = None,
     components: Sequence[str] | None = None,
-    time_delta: float | str | None = None,
+    time_delta: float | str | _dt.timedelta | None = None,
+    instances: Sequence[Any] | None = None,
+    base_nan_filler: str | None = None,
+    nan_filled_components: Sequence[str] | None = None,
 ) -> RawDataset:
-    """Turn a table into a :class:`RawDataset` (see :func:`import_dataset` for the rules)."""
+    """Turn a table into a :class:`RawDataset` (see the module docstring for the rules)."""
+    check_nan_options(base_nan_filler, nan_filled_components)
     if len(frame) == 0:
-        raise ConfigError("source", "the table has no rows")
-    times = _times(frame, time_column)
+        raise ConfigError("raw_data", "the table has no rows")
+    if instance_column is None and INSTANCE_COLUMN in frame.columns:
+        instance_column = INSTANCE_COLUMN
+    if instances is not None and instance_column is None:
+        raise ConfigError("meta.instances", "instances are named but the table has no "
+                          f"{INSTANCE_COLUMN!r} column saying which row belongs to which")
+    split_column = SPLIT_COLUMN if SPLIT_COLUMN in frame.columns else None
+    times = row_times(frame, time_column)
     frame = frame.reset_index(drop=True)
-    inst_codes, inst_names = _instances(frame, instance_column, times, name)
-    comp_names, values = _components(frame, components, time_column, instance_column)
+    inst_codes, inst_names = _instances(frame, instance_column, name)
+    reserved = [c for c in (time_column, instance_column, split_column) if c is not None]
+    comp_names, values = _components(frame, components, reserved)
+    split = _split_labels(frame[split_column]) if split_column else None
 
-    order = np.lexsort((times, inst_codes))
+    order = np.lexsort((times, inst_codes))  # stable: the first of repeated times comes first
     times, inst_codes, values = times[order], inst_codes[order], values[order]
-    same_inst = inst_codes[1:] == inst_codes[:-1]
-    steps = np.diff(times)
-    dup = np.flatnonzero(same_inst & (steps == 0))
-    if dup.size:
-        i = dup[0]
-        raise ConfigError(
-            "time_column",
-            f"instance {inst_names[inst_codes[i]]!r} has the time "
-            f"{pd.Timestamp(times[i])} twice; each time may appear once per instance",
-        )
-    delta_ns = _time_delta_ns(time_delta, steps[same_inst])
-    cut = np.flatnonzero(~same_inst | (steps > delta_ns)) + 1
-    starts = np.concatenate([[0], cut]).astype(np.int64)
-    ends = np.concatenate([cut, [len(times)]]).astype(np.int64)
+    split = split[order] if split is not None else None
+    keep = np.ones(len(times), dtype=bool)
+    keep[1:] = (inst_codes[1:] != inst_codes[:-1]) | (times[1:] != times[:-1])
+    if not keep.all():
+        log.warning("dataset %r: %d rows repeat a time of their instance; kept the first of "
+                    "each", name, int((~keep).sum()))
+    rows = Rows(times[keep], inst_codes[keep], values[keep],
+                 split[keep] if split is not None else None)
+    same = rows.inst[1:] == rows.inst[:-1]
+    delta_ns = time_delta_ns(time_delta, np.diff(rows.times)[same])
+    cut = np.ones(len(rows.times), dtype=bool)
+    cut[1:] = ~same | (np.diff(rows.times) > delta_ns)
+    if base_nan_filler is not None:
+        nan_cols = nan_columns(comp_names, nan_filled_components)
+        if base_nan_filler == "split":
+            rows, cut = split_at_nans(rows, cut, nan_cols)
+        else:
+            rows, cut = fill_nans(rows, cut, nan_cols, base_nan_filler, name)
+    if len(rows.times) == 0:
+        raise ConfigError("base_nan_filler", "no rows are left once NaNs are handled")
+    starts = np.flatnonzero(cut).astype(np.int64)
+    ends = np.append(starts[1:], len(rows.times)).astype(np.int64)
+    used = np.unique(rows.inst)
+    if len(used) < len(inst_names):  # instances whose every slice was dropped (KnowIt too)
+        log.warning("dataset %r: instances left without data are dropped: %s", name,
+                    ", ".join(n for k, n in enumerate(inst_names) if k not in set(used)))
+        remap = np.full(len(inst_names), -1, dtype=np.int64)
+        remap[used] = np.arange(len(used))
+        rows.inst = remap[rows.inst]
+        inst_names = [inst_names[k] for k in used]
     return RawDataset(
         name=name,
         components=comp_names,
         time_delta=delta_ns / 1e9,
-        values=values,
-        times=times,
+        values=rows.values,
+        times=rows.times,
         slice_starts=starts,
         slice_ends=ends,
-        slice_instance=inst_codes[starts],
+        slice_instance=rows.inst[starts],
         instance_names=inst_names,
+        split=rows.split,
     )
 
 
-def _times(frame: pd.DataFrame, time_column: str | None) -> np.ndarray:
-    """Row times as int64 nanoseconds since the epoch (UTC for zone-aware times)."""
-    if time_column is None:
-        raw = frame.index
-        if not isinstance(raw, pd.DatetimeIndex) and not (
-            raw.dtype == object or pd.api.types.is_string_dtype(raw.dtype)
-        ):
-            raise ConfigError(
-                "time_column",
-                "the table has no datetime index; pass time_column (one of: "
-                f"{', '.join(map(str, frame.columns))})",
-            )
-        label = "the index"
-    else:
-        if time_column not in frame.columns:
-            raise ConfigError(
-                "time_column",
-                f"unknown column {time_column!r}; available: {', '.join(map(str, frame.columns))}",
-            )
-        raw = frame[time_column]
-        label = f"column {time_column!r}"
-    try:
-        if pd.api.types.is_bool_dtype(raw.dtype):
-            raise ValueError("booleans are not times")
-        if pd.api.types.is_numeric_dtype(raw.dtype):
-            parsed = pd.to_datetime(np.asarray(raw, dtype=np.float64), unit="s")
-        else:
-            parsed = pd.to_datetime(raw)
-    except (ValueError, TypeError, OverflowError) as exc:
-        first = str(exc).splitlines()[0]
-        raise ConfigError("time_column", f"{label} cannot be read as times: {first}") from exc
-    parsed = pd.DatetimeIndex(parsed)
-    if parsed.tz is not None:
-        parsed = parsed.tz_convert("UTC").tz_localize(None)
-    if parsed.hasnans:
-        row = int(np.flatnonzero(parsed.isna())[0])
-        raise ConfigError("time_column", f"{label} has no time in row {row}; every row needs one")
-    return parsed.to_numpy().astype("datetime64[ns]").astype(np.int64)
+def _split_labels(col: pd.Series) -> np.ndarray:
+    """KnowIt's split tags per row: 0, 1, 2, or NaN (in no set, stored as -1)."""
+    num = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~(np.isnan(num) | np.isin(num, (0.0, 1.0, 2.0))) | (np.isnan(num) & col.notna()
+                                                                .to_numpy())
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ConfigError("split", f"column 'split' holds {col.iloc[row]!r} in row {row}; "
+                          "allowed: 0 (train), 1 (valid), 2 (eval) or empty")
+    return np.where(np.isnan(num), -1, num).astype(np.int8)
 
 
-def _instances(
-    frame: pd.DataFrame, instance_column: str | None, times: np.ndarray, default: str
-) -> tuple[np.ndarray, list[str]]:
-    """Instance code per row; instances are numbered by their first time, then by name."""
+def _instances(frame: pd.DataFrame, instance_column: str | None,
+               default: str) -> tuple[np.ndarray, list[str]]:
+    """Instance code per row, numbered in sorted order of the ids (KnowIt's groupby order)."""
     if instance_column is None:
         return np.zeros(len(frame), dtype=np.int64), [default]
     if instance_column not in frame.columns:
@@ -215,33 +246,28 @@ def _instances(
     if col.isna().any():
         row = int(np.flatnonzero(col.isna().to_numpy())[0])
         raise ConfigError("instance_column", f"column {instance_column!r} is empty in row {row}")
-    labels = col.astype(str).to_numpy()
-    uniq, codes = np.unique(labels, return_inverse=True)
-    first = np.full(len(uniq), np.iinfo(np.int64).max)
-    np.minimum.at(first, codes, times)
-    rank = np.empty(len(uniq), dtype=np.int64)
-    rank[np.lexsort((uniq, first))] = np.arange(len(uniq))
-    names = [str(u) for u in uniq[np.argsort(rank)]]
-    return rank[codes], names
+    try:
+        uniq, codes = np.unique(col.to_numpy(), return_inverse=True)
+    except TypeError:  # mixed id types cannot be ordered together: order them as text
+        uniq, codes = np.unique(col.astype(str).to_numpy(), return_inverse=True)
+    return codes.astype(np.int64).reshape(-1), [instance_label(u) for u in uniq]
 
 
 def _components(
-    frame: pd.DataFrame,
-    components: Sequence[str] | None,
-    time_column: str | None,
-    instance_column: str | None,
+    frame: pd.DataFrame, components: Sequence[str] | None, reserved: list[str]
 ) -> tuple[list[str], np.ndarray]:
-    reserved = {c for c in (time_column, instance_column) if c is not None}
     if components is None:
         chosen = [c for c in frame.columns if c not in reserved
                   and (pd.api.types.is_numeric_dtype(frame[c].dtype))]
         if not chosen:
             raise ConfigError(
                 "components",
-                "the table has no numeric columns besides time and instance; columns: "
+                "the table has no numeric columns besides time, instance and split; columns: "
                 f"{', '.join(map(str, frame.columns))}",
             )
     else:
+        if isinstance(components, str) or not isinstance(components, Sequence):
+            raise ConfigError("components", f"must be a list of column names; got {components!r}")
         chosen = list(components)
         if not chosen:
             raise ConfigError("components", "no components given; name at least one column")
@@ -252,7 +278,7 @@ def _components(
                     "components", f"unknown column {c!r}; available: {', '.join(avail)}"
                 )
             if c in reserved:
-                raise ConfigError("components", f"{c!r} is the time or instance column")
+                raise ConfigError("components", f"{c!r} is the time, instance or split column")
     names = [str(c) for c in chosen]
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
@@ -273,42 +299,11 @@ def _components(
         raise ConfigError(
             "components", f"column {names[k]!r} is infinite in row {r}; use NaN for missing values"
         )
+    empty = np.isnan(values).all(axis=0)
+    if empty.any():
+        raise ConfigError("components", f"column {names[int(np.argmax(empty))]!r} is all NaN; "
+                          "KnowIt refuses all-NaN components")
     return names, values
-
-
-def _time_delta_ns(time_delta: object, steps: np.ndarray) -> int:
-    """The step in nanoseconds: given (seconds or an offset string) or the most common step."""
-    if time_delta is None:
-        positive = steps[steps > 0]
-        if positive.size == 0:
-            raise ConfigError(
-                "time_delta",
-                "cannot infer the time step: no instance has two rows; pass time_delta",
-            )
-        uniq, counts = np.unique(positive, return_counts=True)
-        return int(uniq[np.argmax(counts)])
-    seconds: float | None = None
-    if isinstance(time_delta, (pd.Timedelta, _dt.timedelta)):
-        seconds = pd.Timedelta(time_delta).total_seconds()
-    elif isinstance(time_delta, (int, float, np.integer, np.floating)) and not isinstance(
-        time_delta, bool
-    ):
-        seconds = float(time_delta)
-    elif isinstance(time_delta, str):
-        try:
-            seconds = float(time_delta)
-        except ValueError:
-            try:
-                seconds = pd.Timedelta(time_delta).total_seconds()
-            except ValueError:
-                seconds = None
-    if seconds is None or not math.isfinite(seconds) or round(seconds * 1e9) < 1:
-        raise ConfigError(
-            "time_delta",
-            f"cannot use {time_delta!r} as the time step; give positive seconds (0.2) or a "
-            "pandas offset such as '200ms'",
-        )
-    return int(round(seconds * 1e9))
 
 
 def _parser() -> argparse.ArgumentParser:

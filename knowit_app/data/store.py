@@ -53,6 +53,7 @@ def _meta_of(ds: RawDataset, origin: str) -> dict[str, Any]:
         "rows": ds.n_rows,
         "slices": ds.n_slices,
         "instances": ds.n_instances,
+        "custom_split": ds.split is not None,
     }
 
 
@@ -67,7 +68,10 @@ def save_dataset(ds: RawDataset, directory: str | Path, *, replace: bool = True,
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
     try:
-        np.savez(tmp / ARRAYS_FILE, **{k: getattr(ds, k) for k in _ARRAY_KEYS})
+        arrays = {k: getattr(ds, k) for k in _ARRAY_KEYS}
+        if ds.split is not None:  # a user-defined split (KnowIt's 'split' column)
+            arrays["split"] = ds.split
+        np.savez(tmp / ARRAYS_FILE, **arrays)
         (tmp / META_FILE).write_text(json.dumps(_meta_of(ds, origin), indent=1))
         _publish(tmp, directory, replace)
     finally:
@@ -110,6 +114,7 @@ def read_dataset(directory: str | Path) -> RawDataset:
         )
     with np.load(directory / ARRAYS_FILE) as arrays:
         data = {k: arrays[k] for k in _ARRAY_KEYS}
+        data["split"] = arrays["split"] if "split" in arrays.files else None
     return RawDataset(
         name=meta["name"],
         components=meta["components"],
@@ -140,6 +145,10 @@ def load_dataset(name: str, exp_dir: str | Path) -> RawDataset:
                     "data.name",
                     f"imported dataset {name!r} cannot be read ({exc}); import it again",
                 ) from exc
+        if (custom_datasets_dir(exp_dir) / f"{name}_meta.pickle").is_file():
+            from knowit_app.data.knowit_format import read_knowit_dataset
+
+            return read_knowit_dataset(exp_dir, name)  # a KnowIt experiment dir, read in place
         if name in bundled.BUILTIN_NAMES:
             return bundled.load_builtin(name)
     available = builtin_names() + [n for n in _imported_names(exp_dir) if n not in builtin_names()]
