@@ -14,11 +14,12 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from knowit_app.api import compose_config
+from knowit_app.config.compose import option_config
 from knowit_app.errors import ConfigError
 from knowit_app.experiment.layout import check_name
 from knowit_app.sweeps.grammar import parameters_from_overrides
 from knowit_app.sweeps.naming import override_value, overrides_for, run_name
-from knowit_app.sweeps.spec import _option_config, load_spec, to_plain
+from knowit_app.sweeps.spec import load_spec, to_plain
 
 TUTORIAL = TUTORIAL_SWEEP
 
@@ -47,7 +48,7 @@ def test_the_shipped_tutorial_sweep_loads_as_written(app_cfg):
     spec = load_spec(given, app_cfg, default_name="unused")
     assert (spec.name, spec.method, spec.metric_name, spec.goal) == (
         "my_sweep_name", "grid", "valid_loss", "minimize")
-    assert spec.swept_keys() == ["arch.dropout", "data.batch_size", "trainer.learning_rate"]
+    assert list(spec.parameters) == ["arch.dropout", "data.batch_size", "trainer.learning_rate"]
     assert spec.parameters["data.batch_size"] == {"values": [64, 128, 256]}
     assert spec.run_cap is None and spec.early_terminate is None and spec.target is None
     # what goes to the engine or a W&B server: JSON as is, and a copy
@@ -59,10 +60,10 @@ def test_the_shipped_tutorial_sweep_loads_as_written(app_cfg):
 
 def test_knowit_tutorial_bare_names_resolve_to_the_app_keys(app_cfg):
     spec = load_spec(TUTORIAL, app_cfg, default_name="unused")
-    assert spec.swept_keys() == ["arch.dropout", "data.batch_size", "trainer.learning_rate"]
+    assert list(spec.parameters) == ["arch.dropout", "data.batch_size", "trainer.learning_rate"]
     assert spec.aliases == {"dropout": "arch.dropout", "batch_size": "data.batch_size",
                             "learning_rate": "trainer.learning_rate"}
-    assert list(spec.raw["parameters"]) == spec.swept_keys()
+    assert list(spec.raw["parameters"]) == list(spec.parameters)
 
 
 def test_an_ambiguous_bare_name_lists_the_candidates(app_cfg):
@@ -102,6 +103,11 @@ def test_the_name_defaults_and_must_be_a_directory_name(app_cfg):
      "sweep.early_terminate", "min_iter"),
     ({**TUTORIAL, "early_terminate": {"type": "hyperband", "min_iter": 1, "eta": 1}},
      "sweep.early_terminate.eta", "> 1"),
+    ({**TUTORIAL, "metric": {"name": "valid_loss", "impute": "mean"}}, "sweep.metric.impute",
+     "allowed: latest, best or worst"),
+    ({**TUTORIAL, "metric": {"name": "valid_loss", "goal_": "minimize"}}, "sweep.metric",
+     "goal_ not allowed"),
+    ({**TUTORIAL, "description": 3}, "sweep.description", "must be a string, got 3"),
 ])
 def test_top_level_mistakes_name_the_key(app_cfg, given, key, words):
     err = refused(given, app_cfg)
@@ -166,26 +172,31 @@ def test_every_wandb_distribution_is_accepted(app_cfg, spec):
     assert loaded.parameters == {"arch.dropout": spec}
 
 
-@pytest.mark.parametrize("spec, words", [
-    ({"parameters": {"dropout": {"values": [0.1]}}}, "dotted"),
-    ({"values": []}, "non-empty"),
-    ({"min": 0.5, "max": 0.1}, "not less than max"),
-    ({"min": 0.5, "max": 0.5}, "not less than max"),
-    ({"distribution": "int_uniform", "min": 0.5, "max": 3}, "integer min and max"),
-    ({"values": [0.1, 0.2], "probabilities": [1.0]}, "one probability per value"),
-    ({"values": [0.1, 0.2], "probabilities": [0.5, 0.6]}, "sum to 1"),
-    ({"distribution": "log_uniform", "min": -5, "max": 0}, "log_uniform_values"),
-    ({"distribution": "log_uniform_values", "min": 0.0, "max": 0.5}, "min > 0"),
-    ({"distribution": "gamma"}, "unknown distribution"),
-    ({"distribution": "uniform", "min": 0.0}, "needs max"),
-    ({"values": [0.1], "min": 0.0}, "not allowed"),
-    ({"min": "0.1", "max": 0.5}, "must be a number"),
-    ({"values": ["high"]}, "does not fit arch.dropout"),
-    ("0.1,0.2", "mapping"),
+@pytest.mark.parametrize("spec, field, words", [
+    ({"parameters": {"dropout": {"values": [0.1]}}}, "", "dotted"),
+    ({"values": []}, ".values", "must be a non-empty list"),
+    ({"min": 0.5, "max": 0.1}, "", "not less than max"),
+    ({"min": 0.5, "max": 0.5}, "", "not less than max"),
+    ({"distribution": "int_uniform", "min": 0.5, "max": 3}, ".min",
+     "must be an integer for int_uniform, got 0.5"),
+    ({"values": [0.1, 0.2], "probabilities": [1.0]}, "", "not the same length"),
+    ({"values": [0.1, 0.2], "probabilities": [0.5, 0.6]}, "", "sum to 1"),
+    ({"values": [0.1, 0.2], "probabilities": [-0.5, 1.5]}, ".probabilities",
+     "each item must be a number >= 0"),
+    ({"distribution": "log_uniform", "min": -5, "max": 0}, "", "log_uniform_values"),
+    ({"distribution": "log_uniform_values", "min": 0.0, "max": 0.5}, ".min",
+     "must be a number > 0"),
+    ({"distribution": "gamma"}, "", "unknown distribution"),
+    ({"distribution": "uniform", "min": 0.0}, "", "needs max for uniform"),
+    ({"values": [0.1], "min": 0.0}, "", "min not allowed for categorical; allowed: values"),
+    ({"min": "0.1", "max": 0.5}, ".min", "must be a number"),
+    ({"values": ["high"]}, "", "does not fit arch.dropout"),
+    ("0.1,0.2", "", "mapping"),
 ])
-def test_parameter_mistakes_name_the_parameter(app_cfg, spec, words):
+def test_parameter_mistakes_name_the_parameter_and_field(app_cfg, spec, field, words):
+    """W&B's own schema checks the spec; the message names the parameter and its field."""
     err = refused(sweep({"arch.dropout": spec}), app_cfg)
-    assert err.key == "sweep.parameters.arch.dropout"
+    assert err.key == f"sweep.parameters.arch.dropout{field}"
     assert words in err.detail
 
 
@@ -209,7 +220,7 @@ def test_keys_must_exist_except_entries_of_dict_fields(app_cfg):
     assert err.key == "sweep.parameters.arch.dropuot" and "not a key" in err.detail
     spec = load_spec(sweep({"trainer.optim_kwargs.weight_decay": {"values": [0.0, 0.01]}}),
                      app_cfg, default_name="s")
-    assert spec.swept_keys() == ["trainer.optim_kwargs.weight_decay"]
+    assert list(spec.parameters) == ["trainer.optim_kwargs.weight_decay"]
 
 
 def test_settings_of_the_sweep_itself_cannot_be_swept(app_cfg):
@@ -231,7 +242,7 @@ def test_fields_of_swept_options_are_checked_against_every_option(app_cfg):
     # the app config has arch=mlp, but the sweep runs cnn and tcn, which both have num_filters
     spec = load_spec(sweep({"arch": {"values": ["cnn", "tcn"]},
                             "num_filters": {"values": [16, 32]}}), app_cfg, default_name="s")
-    assert spec.swept_keys() == ["arch", "arch.num_filters"]
+    assert list(spec.parameters) == ["arch", "arch.num_filters"]
     err = refused(sweep({"arch": {"values": ["mlp", "cnn"]},
                          "arch.num_filters": {"values": [16, 32]}}), app_cfg)
     assert err.key == "sweep.parameters.arch.num_filters" and "'mlp'" in err.detail
@@ -252,7 +263,7 @@ def test_command_line_parameters_add_to_and_replace_the_file(app_cfg):
     spec = load_spec(TUTORIAL, app_cfg, default_name="s",
                      extra_parameters={"arch.dropout": {"values": [0.7]},
                                        "arch.depth": {"values": [2, 4]}})
-    assert spec.swept_keys() == ["arch.dropout", "data.batch_size", "trainer.learning_rate",
+    assert list(spec.parameters) == ["arch.dropout", "data.batch_size", "trainer.learning_rate",
                                  "arch.depth"]
     assert spec.parameters["arch.dropout"] == {"values": [0.7]}
     err = refused(TUTORIAL, app_cfg, extra_parameters={"arch.depth": {"values": ["deep"]}})
@@ -262,17 +273,15 @@ def test_command_line_parameters_add_to_and_replace_the_file(app_cfg):
     assert "given twice" in err.detail
 
 
-def test_better_and_target_follow_the_goal(app_cfg):
+def test_the_target_follows_the_goal(app_cfg):
     low = load_spec({**TUTORIAL, "metric": {"name": "valid_loss", "target": 0.1}}, app_cfg,
                     default_name="s")
-    assert low.better(0.1, 0.2) and not low.better(0.2, 0.1)
-    assert low.better(0.5, None) and low.better(0.5, float("nan"))
-    assert not low.better(None, 0.5) and not low.better(float("nan"), 0.5)
     assert low.reached_target(0.1) and low.reached_target(0.05)
     assert not low.reached_target(0.2) and not low.reached_target(None)
     high = load_spec({**TUTORIAL, "metric": {"name": "valid_loss", "goal": "maximize",
                                              "target": 0.9}}, app_cfg, default_name="s")
-    assert high.better(0.2, 0.1) and high.reached_target(0.95) and not high.reached_target(0.5)
+    assert high.reached_target(0.95) and not high.reached_target(0.5)
+    assert not high.reached_target(float("nan"))
     assert not load_spec(TUTORIAL, app_cfg, default_name="s").reached_target(-1e9)
 
 
@@ -457,7 +466,7 @@ def test_checking_group_options_leaves_a_running_hydra_alone(app_cfg):
     from hydra import initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
-    _option_config.cache_clear()
+    option_config.cache_clear()
     with initialize_config_module("knowit_app.conf", version_base="1.3"):
         load_spec(sweep({"arch": {"values": ["lstm", "mlp"]}, "width": {"values": [8]}}),
                   app_cfg, default_name="s")

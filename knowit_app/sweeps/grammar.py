@@ -22,8 +22,9 @@ from hydra.core.override_parser.types import (
 )
 from hydra.errors import HydraException
 
+from knowit_app.config.compose import sweepable_groups
 from knowit_app.errors import ConfigError
-from knowit_app.sweeps.spec import UNSWEEPABLE, config_groups
+from knowit_app.sweeps.spec_app_keys import UNSWEEPABLE
 
 INTERVAL_TAGS = ("log", "int")
 
@@ -50,7 +51,7 @@ def _choice(key: str, sweep: ChoiceSweep) -> dict[str, Any]:
 
 
 def _glob(key: str, glob: Glob) -> dict[str, Any]:
-    groups = config_groups()
+    groups = sweepable_groups()
     if key not in groups:
         raise ConfigError(key, f"glob(...) selects config group options; {key} is not a "
                                f"config group ({', '.join(groups)})")
