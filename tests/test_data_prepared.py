@@ -171,47 +171,89 @@ def test_dynamics_are_plain_yaml(exp_dir):
 def test_loader_covers_each_point_once_and_reshuffles(exp_dir):
     p = prepare(cfg(), "regression", exp_dir)
     train = p.points["train"]
-    loader = make_dataloader(p, "train", 8, shuffle=True, seed=4)
-    assert len(loader) == math.ceil(len(train) / 8)
-    epochs = []
+    assert len(train) % 7, "the toy train split must leave a partial batch for this test"
+    loader = make_dataloader(p, "train", 7, shuffle=True, seed=4)
+    # KnowIt drops the last partial training batch.
+    assert len(loader) == len(train) // 7
+    ref, _ = p.batch(train)
+    ref_rows = [tuple(r) for r in ref.reshape(len(ref), -1).tolist()]
+    epochs, left_out = [], []
     for _ in range(2):
         batches = list(loader)
         assert len(batches) == len(loader)
-        assert [len(x) for x, _ in batches[:-1]] == [8] * (len(batches) - 1)
-        assert len(batches[-1][0]) == len(train) - 8 * (len(batches) - 1)
+        assert [len(x) for x, _ in batches] == [7] * len(batches)
         xs = torch.cat([x for x, _ in batches])
         epochs.append(xs)
-        # the same windows as the unshuffled batch, each once: compare as sorted rows
-        ref, _ = p.batch(train)
-        assert sorted(map(tuple, xs.reshape(len(xs), -1).tolist())) == \
-            sorted(map(tuple, ref.reshape(len(ref), -1).tolist()))
+        # windows of the unshuffled batch, each at most once; the rest is the dropped remainder
+        got = [tuple(r) for r in xs.reshape(len(xs), -1).tolist()]
+        assert len(set(got)) == len(got) and set(got) <= set(ref_rows)
+        left_out.append(set(ref_rows) - set(got))
+        assert len(left_out[-1]) == len(train) % 7
+    assert left_out[0] != left_out[1], "a different remainder is dropped each epoch"
     assert not torch.equal(epochs[0], epochs[1]), "each epoch has its own order"
-    again = make_dataloader(p, "train", 8, shuffle=True, seed=4)
+    again = make_dataloader(p, "train", 7, shuffle=True, seed=4)
     assert torch.equal(torch.cat([x for x, _ in again]), epochs[0])
     assert torch.equal(torch.cat([x for x, _ in again]), epochs[1])
-    other = make_dataloader(p, "train", 8, shuffle=True, seed=5)
+    other = make_dataloader(p, "train", 7, shuffle=True, seed=5)
     assert not torch.equal(torch.cat([x for x, _ in other]), epochs[0])
 
 
-def test_unshuffled_loader_keeps_row_order(exp_dir):
+@pytest.mark.parametrize("split", ["valid", "eval", "train"])
+def test_unshuffled_loader_keeps_row_order_and_every_point(exp_dir, split):
     p = prepare(cfg(), "regression", exp_dir)
-    loader = make_dataloader(p, "valid", 5, shuffle=False, seed=0)
+    loader = make_dataloader(p, split, 5, shuffle=False, seed=0)
+    assert len(loader) == math.ceil(len(p.points[split]) / 5)
     xs = torch.cat([x for x, _ in loader])
     ys = torch.cat([y for _, y in loader])
-    ref_x, ref_y = p.batch(p.points["valid"])
+    ref_x, ref_y = p.batch(p.points[split])
     assert torch.equal(xs, ref_x) and torch.equal(ys, ref_y)
 
 
-def test_default_synth_2_config(exp_dir):
+def test_batch_size_above_the_smallest_split_is_lowered(exp_dir):
+    p = prepare(cfg(), "regression", exp_dir)
+    smallest = min(n for n in p.split_sizes().values() if n)
+    train = make_dataloader(p, "train", 10_000, shuffle=True, seed=0)
+    assert [len(x) for x, _ in train] == [smallest] * (len(p.points["train"]) // smallest)
+    valid = make_dataloader(p, "valid", 10_000, shuffle=False, seed=0)
+    assert len(valid) == math.ceil(len(p.points["valid"]) / smallest)
+
+
+def test_components_keep_the_datasets_order(exp_dir):
+    p = prepare(cfg(in_components=["c", "a", "b"]), "regression", exp_dir)
+    q = prepare(cfg(), "regression", exp_dir)
+    assert p.in_components == ["a", "b", "c"]
+    assert torch.allclose(p.x, q.x, equal_nan=True)
+    assert p.dynamics()["in_components"] == ["a", "b", "c"]
+
+
+def test_min_slice_leaves_short_slices_out(exp_dir):
+    ds = load_dataset("toy", exp_dir)
+    lengths = (ds.slice_ends - ds.slice_starts).tolist()
+    assert sorted(lengths) == [15, 25, 40, 40]
+    p = prepare(cfg(min_slice=25), "regression", exp_dir)
+    kept = [k for k, n in enumerate(lengths) if n > 25]
+    got = np.concatenate(list(p.points.values()))
+    slice_of = np.searchsorted(ds.slice_starts, got, side="right") - 1
+    assert sorted(set(slice_of.tolist())) == kept
+
+
+def test_default_data_config_is_knowits(exp_dir):
     from dataclasses import asdict
 
     from knowit_app.config.schema import DataConfig
 
-    p = prepare(asdict(DataConfig()), "regression", exp_dir)
-    # 30 instances of 4000 steps; in_chunk [-32, 0] may pad 16 steps: 3984 points each,
-    # instances split 18 / 6 / 6.
-    assert p.split_sizes() == {"train": 18 * 3984, "valid": 6 * 3984, "eval": 6 * 3984}
-    assert p.in_shape == (33, 4) and p.out_shape == (1, 1) and p.x.shape == (120_000, 4)
+    d = asdict(DataConfig())
+    assert (d["split_method"], d["split_portions"], d["scaling_tag"], d["limit"]) == \
+        ("chronological", [0.8, 0.1, 0.1], None, None)
+    p = prepare(d, "regression", exp_dir)
+    # KnowIt's synth_2: slices of 3,001-4,980 steps; in_chunk [-32, 0] trims 16 per slice.
+    ds = load_dataset("synth_2", exp_dir)
+    n = int((ds.slice_ends - ds.slice_starts - 16).sum())
+    assert n == 120_112
+    n_train, n_eval = math.floor(0.8 * n), math.floor(0.1 * n)
+    assert p.split_sizes() == {"train": n_train, "valid": n - n_train - n_eval, "eval": n_eval}
+    assert p.in_scaler is None and p.out_scaler is None
+    assert p.in_shape == (33, 4) and p.out_shape == (1, 1) and p.x.shape == (120_592, 4)
 
 
 def test_omegaconf_config_is_accepted(exp_dir):
@@ -243,7 +285,11 @@ def test_omegaconf_config_is_accepted(exp_dir):
     ("regression", {"in_chunk": [-100, 0]}, "data.in_chunk", "longest slice has 40 steps"),
     ("regression", {"in_chunk": [0, -1]}, "data.in_chunk", "start <= end"),
     ("regression", {"split_portions": [0.5, 0.5, 0.5]}, "data.split_portions", "sum"),
-    ("regression", {"split_method": "instance-random"}, "data.split_portions", "3 instances"),
+    ("regression", {"split_method": "instance-random", "split_portions": [0.2, 0.4, 0.4]},
+     "data.split_portions", "3 instances"),
+    ("regression", {"split_method": "custom"}, "data.split_method", "'split' column"),
+    ("regression", {"split_method": "custom", "limit": 3}, "data.limit", "custom"),
+    ("regression", {"min_slice": -2}, "data.min_slice", "non-negative"),
     ("regression", {"split_method": "sorted"}, "data.split_method", "slice-random"),
     ("regression", {"limit": 0}, "data.limit", "positive"),
     ("regression", {"batch_sise": 8}, "data.batch_sise", "unknown data option"),

@@ -24,10 +24,12 @@ class DataConfig:
     out_components: list[str] = field(default_factory=lambda: ["x5"])
     in_chunk: list[int] = field(default_factory=lambda: [-32, 0])
     out_chunk: list[int] = field(default_factory=lambda: [0, 0])
-    split_portions: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
-    split_method: str = "instance-random"
+    # KnowIt's defaults; conf/data/synth_2.yaml holds the sweep tutorial's values.
+    split_portions: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    split_method: str = "chronological"
     limit: int | None = None
-    scaling_tag: str | None = "full"
+    min_slice: int | None = None
+    scaling_tag: str | None = None
     scaling_method: str = "z-norm"
     batch_size: int = 64
     shuffle_train: bool = True

@@ -3,6 +3,10 @@
 ``prepare`` validates the whole data config, loads the dataset, finds prediction points, splits
 them and fits the scalers; the result holds the scaled dataset once, as two tensors, and builds
 each batch by index arithmetic (windows = row + offsets), so no per-sample Python runs per step.
+
+As in KnowIt, input and output components keep the dataset's column order whatever order the
+config lists them in, the training loader drops its last partial batch, and a batch size larger
+than the smallest non-empty split is lowered to that split's size.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from knowit_app.config.checks import TASKS
 from knowit_app.config.schema import DataConfig
-from knowit_app.data.points import parse_chunk, prediction_points
+from knowit_app.data.points import check_min_slice, parse_chunk, prediction_points
 from knowit_app.data.scaling import Scaler, check_scaling, make_scalers
 from knowit_app.data.splits import (
     SPLIT_NAMES,
@@ -174,8 +178,8 @@ def _check_config(cfg: dict[str, Any], task: str) -> tuple[tuple[int, int], tupl
     in_chunk = parse_chunk(cfg["in_chunk"], "data.in_chunk")
     out_chunk = parse_chunk(cfg["out_chunk"], "data.out_chunk")
     check_portions(cfg["split_portions"])
-    check_method(cfg["split_method"])
-    check_limit(cfg["limit"])
+    check_method(cfg["split_method"], check_limit(cfg["limit"]))
+    check_min_slice(cfg["min_slice"])
     _component_list(cfg["in_components"], "data.in_components")
     out_names = _component_list(cfg["out_components"], "data.out_components")
     if task == "classification":
@@ -209,16 +213,17 @@ def prepare(data_cfg: Mapping[str, Any], task: str, exp_dir: str | Path) -> Prep
     """Validate ``data_cfg`` (DataConfig keys) for ``task`` and build the PreparedData."""
     cfg = _as_plain(data_cfg)
     (a, b), (c, d) = _check_config(cfg, task)
-    in_names, out_names = list(cfg["in_components"]), list(cfg["out_components"])
-
     ds = load_dataset(cfg["name"], exp_dir)
-    in_idx = ds.component_index(in_names, "data.in_components")
-    out_idx = ds.component_index(out_names, "data.out_components")
+    # KnowIt's x_map/y_map: the dataset's column order, not the order the config lists.
+    in_idx = np.sort(ds.component_index(list(cfg["in_components"]), "data.in_components"))
+    out_idx = np.sort(ds.component_index(list(cfg["out_components"]), "data.out_components"))
+    in_names = [ds.components[i] for i in in_idx]
+    out_names = [ds.components[i] for i in out_idx]
     class_set = None
     if task == "classification":
         class_set = _class_set(ds.values[:, out_idx[0]], out_names[0])
 
-    points = prediction_points(ds, [a, b], [c, d], in_idx, out_idx)
+    points = prediction_points(ds, [a, b], [c, d], in_idx, out_idx, cfg["min_slice"])
     splits = split_points(
         ds, points, cfg["split_method"], cfg["split_portions"], cfg["limit"], cfg["seed"]
     )
@@ -255,14 +260,17 @@ class PointBatches:
 
     The permutation of epoch ``e`` depends only on ``seed + e``. Lightning calls
     :meth:`set_epoch` before each epoch, so a run resumed at epoch ``e`` sees the same order it
-    would have seen without the interruption.
+    would have seen without the interruption. With ``drop_last`` a final batch smaller than
+    ``batch_size`` is left out (KnowIt's ``drop_small`` for training).
     """
 
-    def __init__(self, rows: np.ndarray, batch_size: int, shuffle: bool, seed: int) -> None:
+    def __init__(self, rows: np.ndarray, batch_size: int, shuffle: bool, seed: int,
+                 drop_last: bool = False) -> None:
         self.rows = np.asarray(rows, dtype=np.int64)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
+        self.drop_last = drop_last
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -274,10 +282,12 @@ class PointBatches:
             gen = torch.Generator().manual_seed(self.seed + self.epoch)
             self.epoch += 1
             order = self.rows[torch.randperm(len(self.rows), generator=gen).numpy()]
-        for i in range(0, len(order), self.batch_size):
+        for i in range(0, len(self) * self.batch_size, self.batch_size):
             yield order[i:i + self.batch_size]
 
     def __len__(self) -> int:
+        if self.drop_last:
+            return len(self.rows) // self.batch_size
         return math.ceil(len(self.rows) / self.batch_size)
 
 
@@ -305,12 +315,26 @@ class WindowLoader:
         return len(self.sampler)
 
 
+def effective_batch_size(prepared: PreparedData, batch_size: int) -> int:
+    """KnowIt lowers a batch size larger than the smallest non-empty split to that split's size."""
+    sizes = [n for n in prepared.split_sizes().values() if n > 0]
+    return min([batch_size, *sizes])
+
+
 def make_dataloader(
-    prepared: PreparedData, split: str, batch_size: int, shuffle: bool, seed: int
+    prepared: PreparedData, split: str, batch_size: int, shuffle: bool, seed: int,
+    drop_last: bool | None = None,
 ) -> WindowLoader:
-    """An iterable over one split whose items are whole batches (the last may be partial)."""
+    """An iterable over one split whose items are whole batches.
+
+    ``drop_last`` defaults to KnowIt's choice: training batches (train split, shuffled) drop a
+    final partial batch; evaluation and prediction keep every point.
+    """
     if split not in prepared.points:
         raise ValueError(f"unknown split {split!r}; have {', '.join(prepared.points)}")
     batch_size = _check_int(batch_size, "data.batch_size", positive=True)
+    batch_size = effective_batch_size(prepared, batch_size)
+    if drop_last is None:
+        drop_last = split == "train" and bool(shuffle)
     return WindowLoader(prepared, PointBatches(prepared.points[split], batch_size,
-                                               bool(shuffle), int(seed)))
+                                               bool(shuffle), int(seed), bool(drop_last)))
