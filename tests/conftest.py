@@ -1,18 +1,22 @@
-"""Shared test setup: every test session gets its own dataset cache, never ~/.cache."""
+"""Fixtures shared by the test modules (pytest finds them here; nothing imports them).
+
+Tests marked ``slow`` (real subprocess sweeps, Slurm, kill loops, anything over ~10 s) are left
+out by ``pytest -m "not slow"``, the quick loop; a plain ``pytest`` runs them all.
+"""
 
 from __future__ import annotations
 
-import os
-
 import pytest
+from slurm_utils import accounting_available, require, slurm_available
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _knowit_cache(tmp_path_factory: pytest.TempPathFactory):
-    old = os.environ.get("KNOWIT_APP_CACHE")
-    os.environ["KNOWIT_APP_CACHE"] = str(tmp_path_factory.mktemp("knowit_cache"))
-    yield
-    if old is None:
-        os.environ.pop("KNOWIT_APP_CACHE", None)
-    else:
-        os.environ["KNOWIT_APP_CACHE"] = old
+@pytest.fixture(scope="session")
+def slurm() -> None:
+    """A running Slurm cluster (skip without one; fail under CI)."""
+    require(slurm_available)
+
+
+@pytest.fixture(scope="session")
+def slurm_accounting(slurm: None) -> None:
+    """A running Slurm cluster whose ``sacct`` works (skip without; fail under CI)."""
+    require(accounting_available)

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 
 import pytest
+from polling import wait_until
 
 # "planned": idle but reserved for a pending job (e.g. one an earlier test left to finish).
 READY_STATES = {"idle", "mixed", "allocated", "completing", "planned"}
@@ -27,24 +28,33 @@ def slurm_available() -> tuple[bool, str]:
     """Whether ``sinfo`` is installed and shows a node that takes jobs; else why not."""
     if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
         return False, f"Slurm is not installed (no sinfo/sbatch on PATH); {START_HINT}"
-    import time
+    answer: list[tuple[bool, str]] = []
+    seen: set[str] = set()
 
-    deadline = time.monotonic() + SETTLE_S
-    while True:
+    def settled() -> bool:
+        """True once sinfo gives an answer that waiting will not change."""
         try:
             proc = _run(["sinfo", "-h", "-o", "%T"])
         except subprocess.TimeoutExpired:
-            return False, f"sinfo did not answer in 20 s (slurmctld down?); {START_HINT}"
+            answer.append((False, f"sinfo did not answer in 20 s (slurmctld down?); {START_HINT}"))
+            return True
         if proc.returncode != 0:
             detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            return False, f"sinfo failed ({detail}); {START_HINT}"
-        states = {s.strip().rstrip("*~#!%$@^-").lower() for s in proc.stdout.split()}
-        if states & READY_STATES:
-            return True, f"Slurm node states: {', '.join(sorted(states))}"
-        if time.monotonic() > deadline:
-            return False, (f"no Slurm node takes jobs (states: "
-                           f"{', '.join(sorted(states)) or 'none'}); {START_HINT}")
-        time.sleep(1)
+            answer.append((False, f"sinfo failed ({detail}); {START_HINT}"))
+            return True
+        seen.clear()
+        seen.update(s.strip().rstrip("*~#!%$@^-").lower() for s in proc.stdout.split())
+        if seen & READY_STATES:
+            answer.append((True, f"Slurm node states: {', '.join(sorted(seen))}"))
+            return True
+        return False
+
+    try:
+        wait_until(settled, SETTLE_S, "a Slurm node that takes jobs", interval=1)
+    except AssertionError:
+        return False, (f"no Slurm node takes jobs (states: "
+                       f"{', '.join(sorted(seen)) or 'none'}); {START_HINT}")
+    return answer[-1]
 
 
 def accounting_available() -> tuple[bool, str]:
@@ -74,18 +84,6 @@ def require(check=slurm_available) -> None:
     if in_ci():
         pytest.fail(f"CI=true and {why}", pytrace=False)
     pytest.skip(why)
-
-
-@pytest.fixture(scope="session")
-def slurm() -> None:
-    """A running Slurm cluster (skip without one; fail under CI)."""
-    require(slurm_available)
-
-
-@pytest.fixture(scope="session")
-def slurm_accounting(slurm: None) -> None:
-    """A running Slurm cluster whose ``sacct`` works (skip without; fail under CI)."""
-    require(accounting_available)
 
 
 def cancel_jobs(name: str) -> None:
@@ -125,14 +123,8 @@ def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen, log,
              interval: float = 0.5):
     """Poll ``predicate`` until it returns something true while the sweep ``proc`` still runs;
     fail with the end of the sweep's ``log`` if it ends or ``timeout`` passes first."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if proc.poll() is not None:
-            raise AssertionError(f"the sweep ended before {what}:\n{log.read_text()[-4000:]}")
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}:\n{log.read_text()[-4000:]}")
+    try:
+        return wait_until(predicate, timeout, what, interval=interval,
+                          failed=lambda: "the sweep ended" if proc.poll() is not None else None)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}:\n{log.read_text()[-4000:]}") from None

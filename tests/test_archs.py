@@ -136,7 +136,8 @@ def test_every_hyperparameter_has_a_valid_wandb_range_holding_its_default(name: 
 
 @pytest.mark.parametrize("name", ARCH_NAMES)
 def test_ranges_pass_wandb_sweep_schema(name: str) -> None:
-    sweeps_config = pytest.importorskip("sweeps.config")
+    from sweeps import config as sweeps_config  # a dependency of the app: never skipped
+
     sweep = {
         "method": "random",
         "metric": {"name": "valid_loss", "goal": "minimize"},
@@ -191,13 +192,38 @@ def test_names_are_case_insensitive() -> None:
     assert hasattr(model.blocks[0][0], "parametrizations")  # weight-normalised convolution
 
 
-def test_parameter_counts_at_defaults() -> None:
-    """The sizes the README quotes, for the tutorial shapes (33, 4) -> (1, 1)."""
-    counts = {
-        name: sum(p.numel() for p in _model(name, "regression", (33, 4), (1, 1)).parameters())
-        for name in ARCH_NAMES
-    }
-    assert counts == {"MLP": 167425, "CNN": 28033, "TCN": 88193, "LSTM": 51265}
+def _count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("batchnorm", [False, True])
+@pytest.mark.parametrize(("width", "depth"), [(8, 1), (8, 3), (32, 2)])
+def test_mlp_size_follows_width_and_depth(width: int, depth: int, batchnorm: bool) -> None:
+    """arch.width and arch.depth size the MLP as its docstring says: ``depth`` Linear(width)
+    blocks over the flattened (33, 4) window, BatchNorm's scale and shift, a linear head."""
+    block = width + (2 * width if batchnorm else 0)  # bias (+ BatchNorm weight and bias)
+    expected = (33 * 4 * width + block) + (depth - 1) * (width * width + block) \
+        + (width * 2 * 3 + 2 * 3)  # head onto (2, 3) outputs
+    model = _model("MLP", "regression", (33, 4), (2, 3), width=width, depth=depth,
+                   batchnorm=batchnorm)
+    assert _count(model) == expected
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize(("width", "depth"), [(5, 1), (5, 3), (16, 2)])
+def test_lstm_size_follows_width_depth_and_directions(width: int, depth: int,
+                                                      bidirectional: bool) -> None:
+    """An LSTM layer has four gates, each with input and recurrent weights and two biases; a
+    bidirectional one has two such layers, and the next layer reads both directions."""
+    directions = 2 if bidirectional else 1
+    expected, inputs = 0, 4
+    for _ in range(depth):
+        expected += directions * 4 * (width * inputs + width * width + 2 * width)
+        inputs = width * directions
+    expected += width * directions * 2 * 3 + 2 * 3  # head onto (2, 3) outputs
+    model = _model("LSTM", "regression", (33, 4), (2, 3), width=width, depth=depth,
+                   bidirectional=bidirectional)
+    assert _count(model) == expected
 
 
 # --------------------------------------------------------------------------- validation
@@ -302,9 +328,19 @@ def test_capped_dilations_compute_the_same_function(monkeypatch, name: str, kern
         torch.testing.assert_close(capped(x), uncapped(x))
 
 
-def test_deep_dilated_models_stay_small_in_memory() -> None:
-    model = _model("TCN", "regression", in_shape=(33, 4), depth=16, dilation_base=4, num_filters=8)
-    assert model(torch.randn(2, 33, 4)).shape == (2, 2, 3)
+@pytest.mark.parametrize("name", ["TCN", "CNN"])
+def test_deep_dilated_models_stay_small_in_memory(name: str) -> None:
+    """depth=16, dilation_base=4 asks for dilations up to 4**15 (padding a 33-step window to
+    billions of steps); past the window a dilation only reads padding, so it is capped there."""
+    steps = 33
+    model = _model(name, "regression", in_shape=(steps, 4), depth=16, dilation_base=4,
+                   num_filters=8)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv1d)]
+    assert len(convs) >= 16
+    dilations = [conv.dilation[0] for conv in convs]
+    assert max(dilations) <= 2 * steps + 1, dilations  # a causal or a centred window, no more
+    assert sorted(set(dilations))[:3] == [1, 4, 16]  # the first blocks dilate as asked
+    assert model(torch.randn(2, steps, 4)).shape == (2, 2, 3)
 
 
 def test_lstm_bidirectional_reads_both_directions() -> None:
@@ -329,5 +365,16 @@ def test_importing_the_registry_does_not_import_torch() -> None:
     assert out.stdout.strip() == "False"
 
 
-def test_registry_lists_the_four_archs() -> None:
-    assert archs.ARCH_NAMES == ("MLP", "CNN", "TCN", "LSTM")
+def test_every_arch_config_option_is_a_registered_arch() -> None:
+    """``arch=<option>`` on the command line and the registry name the same architectures."""
+    from importlib import resources
+
+    from knowit_app.api import compose_config
+
+    options = sorted(p.name.removesuffix(".yaml")
+                     for p in resources.files("knowit_app.conf").joinpath("arch").iterdir()
+                     if p.name.endswith(".yaml"))
+    assert options == sorted(name.lower() for name in archs.ARCH_NAMES)
+    for option in options:
+        chosen = compose_config([f"arch={option}"]).arch.name
+        assert archs.canonical_name(chosen) == get_arch(option).NAME

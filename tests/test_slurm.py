@@ -19,14 +19,7 @@ from pathlib import Path
 
 import pytest
 from helpers import check_tutorial_runs, checkpoints, run_cli, run_dirs
-from slurm_utils import (
-    array_tasks,
-    cancel_jobs,
-    slurm,  # noqa: F401  (session fixture, used by name)
-    slurm_accounting,  # noqa: F401
-    task_pid,
-    wait_for,
-)
+from slurm_utils import array_tasks, cancel_jobs, task_pid, wait_for
 
 TINY = ["data.limit=5", "arch.width=16", "trainer.max_epochs=1"]
 ON_SLURM = ["hydra/launcher=local_slurm"]
@@ -76,7 +69,7 @@ def sweep_on_slurm(work: Path, model: str, args: list[str]) -> subprocess.Comple
 # ---- (a) a 4-run sweep, 2 at a time ---------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def slurm_sweep(slurm, tmp_path_factory):  # noqa: F811
+def slurm_sweep(slurm, tmp_path_factory):
     work = tmp_path_factory.mktemp("slurm_sweep")
     started = time.monotonic()
     # 3 epochs: each training lasts long enough (several seconds) that the two trainings of a
@@ -148,7 +141,7 @@ def test_slurm_job_logs_are_kept(slurm_sweep):
 # ---- (b) a run that raises inside its job ---------------------------------------------------
 
 @pytest.fixture(scope="module")
-def failing_sweep(slurm, tmp_path_factory):  # noqa: F811
+def failing_sweep(slurm, tmp_path_factory):
     """batch_size 0 passes the sweeper's up-front check (made with the first value, 64) and
     fails inside the job, on the node."""
     work = tmp_path_factory.mktemp("slurm_failing")
@@ -185,7 +178,7 @@ def test_slurm_job_logs_land_in_the_sweep_dir(failing_sweep):
 
 # ---- (c) jobs killed while they train -------------------------------------------------------
 
-def test_slurm_killed_jobs_are_recorded_failed(slurm_accounting, tmp_path):  # noqa: F811
+def test_slurm_killed_jobs_are_recorded_failed(slurm_accounting, tmp_path):
     """scancel one training job (SIGTERM, then SIGKILL) and kill -9 another (as the OOM killer
     would): both runs are recorded failed, none is lost or counted finished, and the third run
     of the batch (queued until a core frees) finishes and is consolidated."""
@@ -214,7 +207,13 @@ def test_slurm_killed_jobs_are_recorded_failed(slurm_accounting, tmp_path):  # n
             return {n: tasks[names.index(n)] for n in long_runs}
 
         jobs = wait_for(both_long_runs_train, 240, "both long runs to train", proc, log)
-        time.sleep(2)  # well inside training
+
+        def trained_an_epoch(name: str) -> bool:  # well inside training, past its setup
+            app_log = sweep_dir / name / "app.log"
+            return app_log.is_file() and "] - epoch 1/" in app_log.read_text(errors="replace")
+
+        wait_for(lambda: all(trained_an_epoch(n) for n in long_runs), 240,
+                 "both long runs to log an epoch", proc, log)
         cancel = subprocess.run(["scancel", jobs["max_epochs_400"]["array"]],
                                 capture_output=True, text=True)
         assert cancel.returncode == 0 and not cancel.stderr.strip(), cancel.stderr

@@ -33,6 +33,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import pickle
 import re
 import signal
 import subprocess
@@ -42,12 +43,8 @@ from pathlib import Path
 
 import pytest
 from helpers import checkpoints
-from slurm_utils import (
-    cancel_jobs,
-    slurm,  # noqa: F401  (session fixture, used by name)
-    slurm_accounting,  # noqa: F401
-    wait_for,
-)
+from polling import wait_until
+from slurm_utils import cancel_jobs, wait_for
 
 MODEL = "requeued"
 JOB_NAME = f"knowit-{MODEL}"
@@ -100,7 +97,19 @@ def sacct_attempts(job_id: str) -> list[tuple[str, str]]:
             if len(p) == 3 and p[0] == job_id]
 
 
-def test_requeued_run_resumes_from_its_last_epoch(slurm_accounting, tmp_path):  # noqa: F811
+def checkpointed_epoch(run_dir: Path) -> int | None:
+    """1 + the epoch of the run's resume checkpoint; None while there is none (or half)."""
+    import torch
+
+    try:
+        ckpt = torch.load(run_dir / ".resume" / "last.ckpt", map_location="cpu",
+                          weights_only=False)
+    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError):
+        return None
+    return int(ckpt["epoch"]) + 1
+
+
+def test_requeued_run_resumes_from_its_last_epoch(slurm_accounting, tmp_path):
     args = [sys.executable, "-m", "knowit_app", "-m", f"model_name={MODEL}", "sweep.name=rq",
             "hydra/launcher=local_slurm", "hydra.launcher.timeout_min=10",
             "hydra.launcher.signal_delay_s=120", "hydra.launcher.max_num_timeout=1",
@@ -125,7 +134,9 @@ def test_requeued_run_resumes_from_its_last_epoch(slurm_accounting, tmp_path):  
 
         job_id = wait_for(training_well_under_way, 240, f"{SIGNAL_AFTER} epochs on Slurm",
                           proc, log)
-        time.sleep(0.3)  # into the next epoch, past the last epoch's checkpoint
+        # Into the next epoch: past the checkpoint of the last epoch logged.
+        wait_for(lambda: (checkpointed_epoch(run_dir) or 0) >= SIGNAL_AFTER, 120,
+                 f"the checkpoint of epoch {SIGNAL_AFTER}", proc, log)
         signalled = time.monotonic()
         sent = subprocess.run(["scancel", "--signal=USR2", job_id], capture_output=True,
                               text=True, timeout=20)
@@ -168,12 +179,12 @@ def test_requeued_run_resumes_from_its_last_epoch(slurm_accounting, tmp_path):  
     assert "#SBATCH --signal=USR2@120" in submission  # the time limit's warning: the same signal
     assert "#SBATCH --time=10" in submission
     # The job may still be exiting when its result is in; slurmdbd records the end later.
-    deadline = time.monotonic() + 60
-    attempts = sacct_attempts(job_id)
-    while [s for s, _ in attempts] != ["REQUEUED", "COMPLETED"] and time.monotonic() < deadline:
-        time.sleep(1)
+    def both_attempts_recorded():
         attempts = sacct_attempts(job_id)
-    assert [s for s, _ in attempts] == ["REQUEUED", "COMPLETED"], attempts
+        return attempts if [s for s, _ in attempts] == ["REQUEUED", "COMPLETED"] else None
+
+    attempts = wait_until(both_attempts_recorded, 60, "slurmdbd to record a REQUEUED and a "
+                          f"COMPLETED attempt of job {job_id}", interval=1)
     assert attempts[-1][1] == "0:0", attempts
     job_log = (sweep_dir / ".submitit" / job_id / f"{job_id}_0_log.out").read_text()
     runs_logged = re.split(r"^submitit INFO \([^)]*\) - Starting with JobEnvironment",
@@ -227,7 +238,7 @@ def test_requeued_run_resumes_from_its_last_epoch(slurm_accounting, tmp_path):  
 # ---- the job's side of a requeue, without Slurm ---------------------------------------------
 
 def _finished(score: float):
-    from knowit_app.training.result import RunResult
+    from knowit_app.experiment.runs import RunResult
 
     return RunResult(state="finished", monitor="valid_loss", mode="min", best_score=score,
                      best_checkpoint="bestmodel-epoch=4-valid_loss=0.50.ckpt", epochs=5,

@@ -7,9 +7,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 from helpers import checkpoints
+from polling import wait_until
 
 ARGS = ["-m", "model_name=shared", "sweep.name=grid6", "arch.dropout=0.0,0.1,0.2",
         "trainer.learning_rate=0.001,0.01", "data.limit=5", "arch.width=16",
@@ -29,17 +29,17 @@ def test_three_processes_finish_the_grid_once_even_if_one_is_killed(tmp_path):
     procs = [start(tmp_path) for _ in range(3)]
     state_path = tmp_path / "outputs/models/shared/sweeps/grid6/sweep_state.json"
     victim = procs[0]
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:  # kill the first process once it is training a run
+
+    def victim_claimed_a_run() -> bool:
         try:
             owners = json.loads(state_path.read_text())["owners"]
         except (FileNotFoundError, json.JSONDecodeError, KeyError):
             owners = {}
-        if any(o["pid"] == victim.pid for o in owners.values()):
-            break
-        time.sleep(0.1)
-    else:
-        raise AssertionError("the first process never claimed a run")
+        return any(o["pid"] == victim.pid for o in owners.values())
+
+    # Kill the first process once it is training a run.
+    wait_until(victim_claimed_a_run, 300, "the first process to claim a run",
+               failed=lambda: "the first process ended" if victim.poll() is not None else None)
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait()
     outputs = [p.communicate(timeout=600)[0] for p in procs[1:]]

@@ -191,14 +191,21 @@ def test_imported_dataset_trains(tmp_path):
 
 
 def test_lightning_options_pass_through(tmp_path):
-    """Precision, accelerator and devices reach Lightning's Trainer as given."""
+    """Precision, accelerator and devices reach Lightning's Trainer as given (precision and
+    devices are not the defaults, so a value dropped on the way would show)."""
+    from lightning.pytorch.accelerators import CPUAccelerator
+
+    from knowit_app.config.checks import devices_value
     from knowit_app.training.trainer import build_trainer
 
-    cfg = cfg_for(tmp_path, "trainer.accelerator=auto", "trainer.precision=bf16-mixed",
-                  "trainer.devices=1")
-    trainer, checkpoint = build_trainer(cfg.trainer, tmp_path / "out", "valid_loss", "min", 1)
+    cfg = cfg_for(tmp_path, "trainer.accelerator=cpu", "trainer.precision=bf16-mixed",
+                  "trainer.devices=2")
+    trainer, checkpoint = build_trainer(cfg.trainer, tmp_path / "out", "valid_loss", "max",
+                                        devices_value(cfg.trainer.devices))
     assert trainer.precision == "bf16-mixed"
-    assert checkpoint.monitor == "valid_loss" and checkpoint.mode == "min"
+    assert isinstance(trainer.accelerator, CPUAccelerator)
+    assert trainer.num_devices == 2
+    assert checkpoint.monitor == "valid_loss" and checkpoint.mode == "max"
 
 
 def test_bf16_autocast_trains_on_cpu(tmp_path):
