@@ -1,14 +1,14 @@
 """Splits by point, slice and instance, in time order or shuffled, with limit, as KnowIt's.
 
-``knowit_split`` below restates KnowIt's ``DataSplitter._do_split`` in its own terms (a selection
-matrix of (instance, slice, position) rows, ``numpy.unique`` blocks, ``numpy.random.seed`` then
-``numpy.random.shuffle``), independently of our index arithmetic, and is the oracle for seeds,
-portions, limits and methods that no hand-worked example covers."""
+``knowit_split`` (tests/knowit_oracle.py) restates KnowIt's ``DataSplitter._do_split`` in its
+own terms, independently of our index arithmetic, and is the oracle for seeds, portions, limits
+and methods that no hand-worked example covers."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from knowit_oracle import knowit_split
 
 from knowit_app.data.dataset import RawDataset
 from knowit_app.data.splits import SPLIT_METHODS, split_points
@@ -72,35 +72,6 @@ def test_instance_chronological_orders_instances_by_first_time():
     splits = split_points(dataset(), ALL, "instance-chronological", [1 / 3] * 3, None, 0)
     assert as_sets(splits) == {"train": rows_of([2]), "valid": rows_of([3, 4]),
                                "eval": rows_of([0, 1])}
-
-
-def knowit_split(ds, points, method, portions, limit, seed):
-    """KnowIt's split of a NaN-free dataset's points, as sets of our row numbers."""
-    rows = np.sort(points)
-    slice_of = np.searchsorted(ds.slice_starts, rows, side="right") - 1
-    inst = ds.slice_instance[slice_of]
-    first_slice = {i: int(np.flatnonzero(ds.slice_instance == i)[0]) for i in set(inst.tolist())}
-    sel = np.column_stack([inst, slice_of - np.array([first_slice[i] for i in inst]),
-                           rows - ds.slice_starts[slice_of]])
-    times = ds.times[rows]
-    level = {"slice": 2, "instance": 1}.get(method.split("-")[0], 3)
-    _, idx = np.unique(sel[:, :level], return_index=True, axis=0)
-    bounds = np.append(idx, len(sel))
-    if method.endswith("random"):
-        np.random.seed(seed)
-        elements = np.arange(len(idx))
-        np.random.shuffle(elements)
-    else:
-        elements = np.argsort(times[idx])
-    if limit:
-        elements = elements[:limit]
-    n_train = int(np.floor(portions[0] * len(elements)))
-    n_eval = int(np.floor(portions[2] * len(elements)))
-    parts = (elements[:n_train], elements[n_train:len(elements) - n_eval],
-             elements[len(elements) - n_eval:])
-    return {name: {int(r) for e in part for r in rows[bounds[e]:bounds[e + 1]]}
-            for name, part in zip(("train", "valid", "eval"), parts, strict=True)}
-
 
 
 @pytest.mark.parametrize("method", [m for m in SPLIT_METHODS if m != "custom"])

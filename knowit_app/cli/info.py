@@ -51,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     datasets = commands.add_parser("datasets", help="datasets stored in an experiment directory")
     datasets.add_argument("--exp-dir", default="outputs", help="experiment directory (outputs)")
     datasets.set_defaults(run=_run_datasets)
+
+    from knowit_app.cli.splits import add_splits_command
+
+    add_splits_command(commands)
     return parser
 
 

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from knowit_app.config.checks import TASKS
 from knowit_app.config.schema import DataConfig
+from knowit_app.data.dataset import RawDataset
 from knowit_app.data.points import check_min_slice, parse_chunk, prediction_points
 from knowit_app.data.scaling import Scaler, check_scaling, make_scalers
 from knowit_app.data.splits import (
@@ -209,24 +210,45 @@ def _targets(column_values: np.ndarray, task: str, class_set: list | None,
     return torch.from_numpy(column_values.astype(np.float32))
 
 
-def prepare(data_cfg: Mapping[str, Any], task: str, exp_dir: str | Path) -> PreparedData:
-    """Validate ``data_cfg`` (DataConfig keys) for ``task`` and build the PreparedData."""
+@dataclass
+class SplitPlan:
+    """The dataset and its split points for a data config: what training and ``splits`` show."""
+
+    cfg: dict[str, Any]
+    dataset: RawDataset
+    in_idx: np.ndarray
+    out_idx: np.ndarray
+    points: dict[str, np.ndarray]
+
+
+def plan_splits(data_cfg: Mapping[str, Any], task: str, exp_dir: str | Path) -> SplitPlan:
+    """Validate ``data_cfg`` for ``task``, load the dataset and split its prediction points."""
     cfg = _as_plain(data_cfg)
     (a, b), (c, d) = _check_config(cfg, task)
     ds = load_dataset(cfg["name"], exp_dir)
     # KnowIt's x_map/y_map: the dataset's column order, not the order the config lists.
     in_idx = np.sort(ds.component_index(list(cfg["in_components"]), "data.in_components"))
     out_idx = np.sort(ds.component_index(list(cfg["out_components"]), "data.out_components"))
+    if task == "classification":  # fails early on a single-class target
+        _class_set(ds.values[:, out_idx[0]], ds.components[out_idx[0]])
+    points = prediction_points(ds, [a, b], [c, d], in_idx, out_idx, cfg["min_slice"])
+    splits = split_points(
+        ds, points, cfg["split_method"], cfg["split_portions"], cfg["limit"], cfg["seed"]
+    )
+    return SplitPlan(cfg=cfg, dataset=ds, in_idx=in_idx, out_idx=out_idx, points=splits)
+
+
+def prepare(data_cfg: Mapping[str, Any], task: str, exp_dir: str | Path) -> PreparedData:
+    """Validate ``data_cfg`` (DataConfig keys) for ``task`` and build the PreparedData."""
+    plan = plan_splits(data_cfg, task, exp_dir)
+    cfg, ds, splits = plan.cfg, plan.dataset, plan.points
+    in_idx, out_idx = plan.in_idx, plan.out_idx
+    (a, b), (c, d) = parse_chunk(cfg["in_chunk"], "x"), parse_chunk(cfg["out_chunk"], "x")
     in_names = [ds.components[i] for i in in_idx]
     out_names = [ds.components[i] for i in out_idx]
     class_set = None
     if task == "classification":
         class_set = _class_set(ds.values[:, out_idx[0]], out_names[0])
-
-    points = prediction_points(ds, [a, b], [c, d], in_idx, out_idx, cfg["min_slice"])
-    splits = split_points(
-        ds, points, cfg["split_method"], cfg["split_portions"], cfg["limit"], cfg["seed"]
-    )
     in_scaler, out_scaler = make_scalers(
         ds.values, splits["train"], in_idx, out_idx, cfg["scaling_tag"], cfg["scaling_method"], task
     )
