@@ -52,7 +52,14 @@ class KnowIt:
         """The app config that KnowIt-style ``kwargs`` stand for (nothing is trained)."""
         overrides, extra = knowit_kwargs_to_overrides(kwargs)
         base = {"model_name": model_name, "exp_dir": str(self.exp_dir)}
-        return compose_config(overrides, {**base, **extra})
+        custom_hps = None
+        if "arch=custom" in overrides:  # a custom arch's own hyperparameters: no schema to merge
+            custom_hps = extra["arch"].pop("arch_hps", {})
+        cfg = compose_config(overrides, {**base, **extra})
+        if custom_hps:
+            OmegaConf.set_struct(cfg.arch.arch_hps, False)
+            cfg.arch.arch_hps = OmegaConf.merge(cfg.arch.arch_hps, custom_hps)
+        return cfg
 
     def train_model(self, model_name: str, kwargs: Mapping[str, Any],
                     sweep_kwargs: Mapping[str, Any] | None = None, *,
@@ -111,10 +118,84 @@ class KnowIt:
         return list_datasets(self.exp_dir)
 
     def available_archs(self) -> dict[str, dict[str, Any]]:
-        """Each architecture's hyperparameter defaults and suggested sweep ranges."""
-        from knowit_app.archs import ARCH_NAMES, hp_defaults, hp_ranges
+        """Each architecture's hyperparameter defaults and suggested sweep ranges, the ones
+        imported into ``custom_archs/`` (see :meth:`import_arch`) included."""
+        from knowit_app.archs import ARCH_NAMES, custom, hp_defaults, hp_ranges
 
-        return {n: {"defaults": hp_defaults(n), "ranges": hp_ranges(n)} for n in ARCH_NAMES}
+        out = {n: {"defaults": hp_defaults(n), "ranges": hp_ranges(n)} for n in ARCH_NAMES}
+        for name in custom.available(self.exp_dir):
+            out[name] = {"defaults": custom.hp_defaults(self.exp_dir, name),
+                         "ranges": custom.hp_ranges(self.exp_dir, name), "custom": True}
+        return out
+
+    def import_arch(self, new_arch_path: str | Path, *, safe_mode: bool | None = None) -> Path:
+        """Check a KnowIt architecture module and copy it to ``<exp_dir>/custom_archs/``; train
+        it with ``kwargs={'arch': {'name': <module>, 'arch_hps': {...}}}`` or, from the
+        command line, ``arch=custom arch.name=<module>``."""
+        from knowit_app.archs.custom import import_arch
+
+        safe = self.safe_mode if safe_mode is None else safe_mode
+        return import_arch(new_arch_path, self.exp_dir, overwrite=self.overwrite or not safe)
+
+    def global_args(self, *, device: str | None = None, safe_mode: bool | None = None,
+                    and_viz: bool | None = None, verbose: bool = False) -> dict[str, Any]:
+        """KnowIt's global settings: ``device`` ('cpu'/'gpu') is used by later trainings."""
+        if device is not None:
+            if device not in ("cpu", "gpu", "cuda"):
+                raise ConfigError("device", f"unknown device {device!r}; allowed: cpu, gpu")
+            self.device = device
+        if safe_mode is not None:
+            self.safe_mode = bool(safe_mode)
+        if and_viz is not None:
+            self.and_viz = bool(and_viz)
+        return {"global_device": getattr(self, "device", "cpu"),
+                "global_and_viz": getattr(self, "and_viz", False),
+                "global_safe_mode": self.safe_mode}
+
+    def summarize_dataset(self, name: str) -> dict[str, Any]:
+        """KnowIt's dataset summary: name, components, instances and time_delta."""
+        import datetime as dt
+
+        from knowit_app.data.store import load_dataset
+
+        ds = load_dataset(name, self.exp_dir)
+        return {"dataset_name": ds.name, "components": list(ds.components),
+                "instances": list(ds.instance_names),
+                "time_delta": dt.timedelta(seconds=ds.time_delta)}
+
+    def train_model_from_yaml(self, model_name: str, config_path: str | Path,
+                              device: str | None = None, **ignored: Any) -> Any:
+        """Train from a YAML file of KnowIt kwargs (``data``, ``arch``, ``trainer``), such as a
+        model's ``model_args.yaml``; keys KnowIt writes there that are not inputs are skipped."""
+        import yaml
+
+        path = Path(config_path)
+        if not path.is_file():
+            raise ConfigError("config_path", f"file not found: {path}")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, Mapping):
+            raise ConfigError("config_path", f"{path} does not hold a mapping")
+        kwargs = {k: loaded[k] for k in ("data", "arch", "trainer") if k in loaded}
+        return self.train_model(model_name, kwargs, **ignored)
+
+    def run_model_eval(self, model_name: str, device: str | None = None,
+                       **ignored: Any) -> Any:
+        """KnowIt's name for scoring a trained model on train, valid and eval."""
+        return self.evaluate_model(model_name)
+
+    def generate_predictions(self, model_name: str, kwargs: Mapping[str, Any], *,
+                             device: str | None = None, safe_mode: bool | None = None,
+                             and_viz: bool | None = None) -> Any:
+        """KnowIt's ``kwargs={'predictor': {'prediction_set': 'eval'}}``: write the model's
+        predictions on that set (``predictions/<set>.parquet`` and a figure)."""
+        predictor = dict(kwargs.get("predictor") or {})
+        if "prediction_set" not in predictor:
+            raise ConfigError("predictor.prediction_set", "missing; give train, valid or eval")
+        unknown = sorted(set(predictor) - {"prediction_set", "rescale_outputs"})
+        if unknown:
+            raise ConfigError(f"predictor.{unknown[0]}", "unknown option; allowed: "
+                              "prediction_set, rescale_outputs")
+        return self.write_predictions(model_name, str(predictor["prediction_set"]))
 
     def import_dataset(self, kwargs: Mapping[str, Any], *,
                        safe_mode: bool | None = None) -> Path:

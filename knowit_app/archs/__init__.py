@@ -1,8 +1,10 @@
 """The architecture registry: find an architecture by name, list its hyperparameters, build it.
 
 Each architecture lives in its own module (``mlp``, ``cnn``, ``tcn``, ``lstm``) with
-``HP_RANGES``, ``validate(hps)`` and ``build(...)``. This package imports them, and so torch,
-only when asked: ``knowit-app --help`` and config composition stay fast.
+``HP_RANGES``, ``validate(hps)`` and ``build(...)``; a user's own architecture, imported into
+an experiment's ``custom_archs/`` as in KnowIt, is built by :mod:`knowit_app.archs.custom`.
+This package imports them, and so torch, only when asked: ``knowit-app --help`` and config
+composition stay fast.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import dataclasses
 import importlib
 import types
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from knowit_app.config.schema import ARCH_SCHEMAS
@@ -62,15 +65,24 @@ def build_model(
     output_shape: tuple[int, int],
     task: str,
     num_classes: int | None,
+    *,
+    exp_dir: str | Path | None = None,
 ) -> torch.nn.Module:
     """Build the model the flat ``arch`` config describes (name + hyperparameters).
 
     Hyperparameters left out take the schema defaults; every value is checked before any layer
-    is made, so a bad one fails with a ConfigError naming ``arch.<key>``.
+    is made, so a bad one fails with a ConfigError naming ``arch.<key>``. A name that is not
+    built in is an architecture imported into ``<exp_dir>/custom_archs/`` (its
+    hyperparameters under ``arch_hps``, as in KnowIt).
     """
     hps = _plain_dict(arch_cfg)
     if "name" not in hps:
         raise ConfigError("arch.name", f"missing; available: {', '.join(ARCH_NAMES)}")
+    if not (isinstance(hps["name"], str) and hps["name"].upper() in ARCH_NAMES):
+        from knowit_app.archs import custom
+
+        return custom.build(exp_dir, hps["name"], hps.get("arch_hps") or {}, input_shape,
+                            output_shape, task, num_classes)
     module = get_arch(hps.pop("name"))
     module.validate(hps)
     return module.build(input_shape, output_shape, task, num_classes, hps)

@@ -75,13 +75,14 @@ def knowit_kwargs_to_overrides(kwargs: Mapping[str, Any]) -> tuple[list[str], di
     overrides = [f"trainer={'classification' if task == 'classification' else 'default'}"]
     if data.get("name") in DATA_PRESETS:
         overrides.append(f"data={data['name']}")
-    arch_name = str(arch.pop("name", "mlp")).lower()
-    if arch_name not in ARCH_SCHEMAS:
-        raise ConfigError("arch.name", f"unknown architecture {arch_name!r}; available: "
-                          f"{', '.join(n.upper() for n in ARCH_SCHEMAS)}")
-    overrides.append(f"arch={arch_name}")
-
+    given_name = str(arch.pop("name", "mlp"))
+    arch_name = given_name.lower()
     arch_values = dict(arch.pop("arch_hps", {}) or {})
+    if arch_name in ARCH_SCHEMAS:
+        overrides.append(f"arch={arch_name}")
+    else:  # an architecture imported into <exp_dir>/custom_archs (checked when built)
+        overrides.append("arch=custom")
+        arch_values = {"name": given_name, "arch_hps": arch_values}
     if arch:
         raise ConfigError(f"arch.{sorted(arch)[0]}", "unknown option; allowed: name, task, "
                           "arch_hps")

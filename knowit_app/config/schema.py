@@ -88,6 +88,15 @@ class LSTMConfig(ArchConfig):
 
 
 @dataclass
+class CustomArchConfig:
+    """An architecture imported into ``<exp_dir>/custom_archs/<name>.py`` (KnowIt's form);
+    its hyperparameters are the module's own, so they are checked when it is built."""
+
+    name: str = MISSING
+    arch_hps: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class TrainerConfig:
     """KnowIt's ``trainer`` kwargs plus the Lightning options we pass through."""
 
@@ -160,3 +169,4 @@ def register_schemas() -> None:
     cs.store(group="trainer", name="base_trainer", node=TrainerConfig)
     for key, schema in ARCH_SCHEMAS.items():
         cs.store(group="arch", name=f"base_{key}", node=schema)
+    cs.store(group="arch", name="base_custom", node=CustomArchConfig)

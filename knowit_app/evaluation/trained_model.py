@@ -68,8 +68,11 @@ def load_trained_model(model_dir: str | Path) -> TrainedModel:
     args = read_model_args(model_dir)
     dyn = args["data_dynamics"]
     classes = dyn.get("class_set")
+    # a custom architecture lives in <exp_dir>/custom_archs: the exp dir holding models/
+    exp_dir = next((d.parent for d in model_dir.resolve().parents if d.name == "models"), None)
     network = build_model(args["arch"], tuple(dyn["in_shape"]), tuple(dyn["out_shape"]),
-                          args["trainer"]["task"], len(classes) if classes else None)
+                          args["trainer"]["task"], len(classes) if classes else None,
+                          exp_dir=exp_dir)
     state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
     prefix = "model."
     network.load_state_dict({k[len(prefix):]: v for k, v in state.items()

@@ -30,7 +30,7 @@ from knowit_app.training.components import (
     optimizer_class,
     scheduler_class,
 )
-from knowit_app.training.result import RunResult
+from knowit_app.experiment.runs import RunResult
 
 log = logging.getLogger("knowit_app.training")
 
@@ -81,7 +81,7 @@ def plan_training(cfg: DictConfig) -> TrainingPlan:
 def _network(cfg: DictConfig, prepared: PreparedData) -> Any:
     num_classes = len(prepared.class_set) if prepared.class_set is not None else None
     return build_model(cfg.arch, tuple(prepared.in_shape), tuple(prepared.out_shape),
-                       cfg.trainer.task, num_classes)
+                       cfg.trainer.task, num_classes, exp_dir=cfg.exp_dir)
 
 
 def execute(plan: TrainingPlan, out_dir: Path, *, loggers: Sequence[Any] = (),
