@@ -19,6 +19,7 @@ def trained(tmp_path_factory):
     return work, work / "outputs" / "models" / "m1", proc
 
 
+@pytest.mark.slow
 def test_model_dir_has_knowit_layout(trained):
     work, model_dir, _ = trained
     ckpts = checkpoints(model_dir)
@@ -35,6 +36,7 @@ def test_model_dir_has_knowit_layout(trained):
         (work / "outputs" / "models" / ".staging").iterdir())
 
 
+@pytest.mark.slow
 def test_checkpoint_name_matches_best_logged_valid_loss(trained):
     _, model_dir, _ = trained
     ckpt = checkpoints(model_dir)[0]
@@ -47,12 +49,14 @@ def test_checkpoint_name_matches_best_logged_valid_loss(trained):
     assert shown == f"{losses[best_epoch]:.2f}"
 
 
+@pytest.mark.slow
 def test_checkpoint_loads_weights_only(trained):
     _, model_dir, _ = trained
     state = torch.load(checkpoints(model_dir)[0], map_location="cpu", weights_only=True)
     assert any(k.startswith("model.") for k in state["state_dict"])
 
 
+@pytest.mark.slow
 def test_model_args_records_config_and_data_dynamics(trained):
     _, model_dir, _ = trained
     args = yaml.safe_load((model_dir / "model_args.yaml").read_text())
@@ -67,6 +71,7 @@ def test_model_args_records_config_and_data_dynamics(trained):
     assert all(sizes[s] > 0 for s in ("train", "valid", "eval"))
 
 
+@pytest.mark.slow
 def test_existing_model_is_refused_and_left_untouched(trained):
     work, model_dir, _ = trained
     before = snapshot(model_dir)
@@ -78,6 +83,7 @@ def test_existing_model_is_refused_and_left_untouched(trained):
     assert snapshot(model_dir) == before
 
 
+@pytest.mark.slow
 def test_overwrite_keeps_the_replaced_model(tmp_path):
     first = run_cli(["model_name=m", *FAST, "trainer.max_epochs=1"], cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
@@ -94,6 +100,7 @@ def test_overwrite_keeps_the_replaced_model(tmp_path):
     assert len(checkpoints(kept[0])) == 1 and len(checkpoints(model_dir)) == 1
 
 
+@pytest.mark.slow
 def test_overrides_reach_the_model(tmp_path):
     proc = run_cli(["model_name=m2", "arch=cnn", "arch.dropout=0.1", "data.batch_size=128",
                     "trainer.learning_rate=0.01", "data.limit=5", "trainer.max_epochs=1",
@@ -104,6 +111,7 @@ def test_overrides_reach_the_model(tmp_path):
     assert args["data"]["batch_size"] == 128 and args["trainer"]["learning_rate"] == 0.01
 
 
+@pytest.mark.slow
 def test_classification_monitors_accuracy(tmp_path):
     proc = run_cli(["model_name=c1", "data=synth_c", "arch=tcn", "trainer=classification",
                     "data.limit=5", "trainer.max_epochs=1", "arch.num_filters=8",

@@ -8,11 +8,13 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_wheel_carries_configs_and_runs_from_elsewhere(tmp_path):
     """Build the wheel, unpack it away from the repo and compose the config from it alone."""
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",

@@ -7,7 +7,10 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from helpers import checkpoints
+
+pytestmark = pytest.mark.slow
 
 SCRIPT = textwrap.dedent("""
     import os, sys

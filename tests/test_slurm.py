@@ -21,6 +21,8 @@ import pytest
 from helpers import check_tutorial_runs, checkpoints, run_cli, run_dirs
 from slurm_utils import array_tasks, cancel_jobs, task_pid, wait_for
 
+pytestmark = pytest.mark.slow
+
 TINY = ["data.limit=5", "arch.width=16", "trainer.max_epochs=1"]
 ON_SLURM = ["hydra/launcher=local_slurm"]
 SUBMITIT_LINE = re.compile(r"^submitit INFO \((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+)\) - (.*)$")

@@ -46,6 +46,8 @@ from helpers import checkpoints
 from polling import wait_until
 from slurm_utils import cancel_jobs, wait_for
 
+pytestmark = pytest.mark.slow
+
 MODEL = "requeued"
 JOB_NAME = f"knowit-{MODEL}"
 EPOCHS = 15

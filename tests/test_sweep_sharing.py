@@ -8,8 +8,11 @@ import signal
 import subprocess
 import sys
 
+import pytest
 from helpers import checkpoints
 from polling import wait_until
+
+pytestmark = pytest.mark.slow
 
 ARGS = ["-m", "model_name=shared", "sweep.name=grid6", "arch.dropout=0.0,0.1,0.2",
         "trainer.learning_rate=0.001,0.01", "data.limit=5", "arch.width=16",

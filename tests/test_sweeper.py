@@ -40,11 +40,13 @@ def tutorial_sweep(tmp_path_factory):
     return model_dir, model_dir / "sweeps/my_sweep_name", proc
 
 
+@pytest.mark.slow
 def test_runs_land_in_the_sweep_layout(tutorial_sweep):
     _, sweep_dir, _ = tutorial_sweep
     check_tutorial_runs(sweep_dir, 4)
 
 
+@pytest.mark.slow
 def test_sweep_record_and_state(tutorial_sweep):
     _, sweep_dir, proc = tutorial_sweep
     record = yaml.safe_load((sweep_dir / "sweep_config.yaml").read_text())
@@ -62,6 +64,7 @@ def test_sweep_record_and_state(tutorial_sweep):
     assert best["name"] in proc.stderr + proc.stdout  # the best-runs table
 
 
+@pytest.mark.slow
 def test_every_run_is_a_wandb_offline_run(tutorial_sweep):
     _, sweep_dir, _ = tutorial_sweep
     offline = sorted((sweep_dir / "wandb").glob("offline-run-*"))
@@ -76,6 +79,7 @@ def test_every_run_is_a_wandb_offline_run(tutorial_sweep):
     assert seen == names
 
 
+@pytest.mark.slow
 def test_best_run_is_consolidated(tutorial_sweep):
     model_dir, sweep_dir, proc = tutorial_sweep
     runs = runs_by_name(sweep_dir)
@@ -89,6 +93,7 @@ def test_best_run_is_consolidated(tutorial_sweep):
     assert f"consolidated run {best['name']}" in proc.stderr + proc.stdout
 
 
+@pytest.mark.slow
 def test_resume_continues_the_grid_without_rerunning(tutorial_sweep, tmp_path):
     model_dir, sweep_dir, _ = tutorial_sweep
     before = {n: checkpoints(sweep_dir / n)[0].stat().st_mtime for n in runs_by_name(sweep_dir)}
@@ -102,6 +107,7 @@ def test_resume_continues_the_grid_without_rerunning(tutorial_sweep, tmp_path):
         assert checkpoints(sweep_dir / name)[0].stat().st_mtime == mtime
 
 
+@pytest.mark.slow
 def test_kill_and_resume_finishes_exactly_the_grid(tmp_path):
     """kill -9 mid-run; the same command again reruns the interrupted run, keeps the rest."""
     args = ["-m", "model_name=k", "sweep.name=grid4", "arch.dropout=0.0,0.1",
@@ -144,6 +150,7 @@ def test_kill_and_resume_finishes_exactly_the_grid(tmp_path):
     assert checkpoints(tmp_path / "outputs/models/k")
 
 
+@pytest.mark.slow
 def test_failed_runs_are_recorded_and_never_win(tmp_path):
     """batch_size 0 passes the first-value check but fails in its job: recorded, not fatal."""
     proc = run_cli(["-m", "model_name=f", "sweep.name=fails", "data.batch_size=64,0,128",
@@ -159,6 +166,7 @@ def test_failed_runs_are_recorded_and_never_win(tmp_path):
     assert model_args["data"]["batch_size"] in (64, 128)
 
 
+@pytest.mark.slow
 def test_max_failure_rate_stops_a_failing_sweep(tmp_path):
     proc = run_cli(["-m", "model_name=f", "sweep.name=bad", "data.batch_size=64,0,-1,-2,-3",
                     "hydra.sweeper.max_failure_rate=0.5", *TINY], cwd=tmp_path, timeout=600)
@@ -168,6 +176,7 @@ def test_max_failure_rate_stops_a_failing_sweep(tmp_path):
     assert len(runs) == 3  # 64 ok, 0 and -1 failed: 2 of 3 > 50%, so -2 and -3 never start
 
 
+@pytest.mark.slow
 def test_hydra_grammar_with_group_choices_and_seeded_random(tmp_path):
     def sweep(name: str) -> dict[str, dict]:
         proc = run_cli(["-m", "model_name=g", f"sweep.name={name}",
