@@ -151,3 +151,41 @@ def test_list_datasets(tmp_path):
                                 "components": ["x1", "x2", "x3", "x4", "x5"], "instances": 30,
                                 "slices": 30, "rows": 120_592, "time_delta": 0.2}
     assert found["mine"]["source"] == "imported" and found["mine"]["rows"] == 45_000
+
+
+def test_two_writers_of_one_dataset_at_once_leave_one_whole_copy(tmp_path, monkeypatch):
+    """Two imports of one name at once (two shells, two jobs). A barrier makes each writer
+    finish its arrays before either publishes, so the race always happens: one copy is
+    published whole, the other writer is told the dataset exists, nothing half is left."""
+    import threading
+
+    a, b = make_synth_c(), make_synth_c()
+    b.values[:] = 1.0
+    both_written = threading.Barrier(2, timeout=120)  # a deadline against a hang only
+    real_savez = np.savez
+
+    def savez_then_wait(*args, **kwargs):
+        real_savez(*args, **kwargs)
+        both_written.wait()
+
+    monkeypatch.setattr(store.np, "savez", savez_then_wait)
+    target = tmp_path / "sets" / "mine"
+    outcome: dict[str, str] = {}
+
+    def write(name: str, ds: RawDataset) -> None:
+        try:
+            save_dataset(ds, target, replace=False)
+            outcome[name] = "saved"
+        except FileExistsError:
+            outcome[name] = "exists"
+        except Exception as exc:  # reported by the assertion below
+            outcome[name] = repr(exc)
+
+    writers = [threading.Thread(target=write, args=item) for item in (("a", a), ("b", b))]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    assert sorted(outcome.values()) == ["exists", "saved"], outcome
+    assert_same(read_dataset(target), a if outcome["a"] == "saved" else b)
+    assert os.listdir(tmp_path / "sets") == ["mine"], "no temporary directory is left behind"
