@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class KnowitError(Exception):
     """Base of every error knowit-app raises on purpose."""
@@ -26,3 +28,14 @@ class ConfigError(KnowitError, ValueError):
 
 class ModelExistsError(KnowitError, FileExistsError):
     """Training would replace a model the user already has."""
+
+
+def not_found(key: str, missing: str, where: object, existing: Iterable[str],
+              kind: str) -> ConfigError:
+    """``<key>: no <missing> in <where>; <kind> there: a, b``: a name that is not there.
+
+    Listing what does exist turns a typo into a one-look fix; every "no such ..." uses this.
+    """
+    names = sorted(existing)
+    there = f"{kind} there: {', '.join(names)}" if names else f"no {kind} there"
+    return ConfigError(key, f"no {missing} in {where}; {there}")

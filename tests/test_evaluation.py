@@ -188,7 +188,8 @@ def test_cli_on_a_directory_without_a_model(tmp_path, capsys):
 
 
 def test_console_script_is_light_and_fails_in_one_line(tmp_path):
-    code = ("import sys; from knowit_app.evaluation import cli, scores, predictions, forward; "
+    code = ("import sys; from knowit_app.cli import evaluate as cli; "
+            "from knowit_app.evaluation import scores, predictions, forward; "
             "print([m for m in ('torch', 'lightning', 'matplotlib') if m in sys.modules]); "
             "sys.exit(cli.eval_main(['model_name=nope']))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,

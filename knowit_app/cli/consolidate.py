@@ -1,6 +1,7 @@
 """``knowit-app-consolidate``: promote a sweep's best run (or a named one) to be the model.
 
-Arguments are ``key=value`` like the Hydra app's, so the same words work in both commands::
+Arguments are ``key=value`` like the Hydra app's (or ``--key value``), so the same words work
+in both commands::
 
     knowit-app-consolidate model_name=m sweep=my_sweep [run=<run>] [goal=maximize] [exp_dir=...]
 
@@ -9,31 +10,35 @@ It imports neither torch nor Lightning: it reads small JSON files and renames di
 
 from __future__ import annotations
 
+import argparse
 import sys
 
-from knowit_app.cli.args import parse_kv, run_command, shown
+from knowit_app.cli.args import CommandParser, run_command, shown
 from knowit_app.errors import ConfigError
-from knowit_app.experiment.consolidate import (
-    ConsolidationResult,
-    check_goal,
-    consolidate_sweep,
-    format_table,
-)
+from knowit_app.experiment.consolidate import ConsolidationResult, consolidate_sweep
+from knowit_app.experiment.runs import normalise_goal
+from knowit_app.sweeps.tables import format_table
 
 USAGE = """\
-usage: knowit-app-consolidate model_name=<model> sweep=<sweep> [run=<run>] [goal=minimize|maximize]
-                              [exp_dir=outputs] [top=10]
-
+knowit-app-consolidate model_name=<model> sweep=<sweep> [run=<run>] [goal=minimize|maximize]
+                              [exp_dir=outputs] [top=10]"""
+DESCRIPTION = """\
 Copy the best run of <exp_dir>/models/<model>/sweeps/<sweep>/ (or the run named by run=) into
 <exp_dir>/models/<model>/, atomically; a model already there is kept under .replaced/<time>/.
-Runs are ranked by their checkpoint's best score; goal defaults to the sweep's metric.goal."""
+Runs are ranked by their checkpoint's best score; goal defaults to the sweep's metric.goal.
+Each key is given as key=value or --key value."""
 
-KEYS = ("exp_dir", "model_name", "sweep", "run", "goal", "top")
 
-
-def parse_args(argv: list[str]) -> dict[str, str]:
-    """``key=value`` words into a dict; unknown keys, repeats and missing keys are errors."""
-    return parse_kv(argv, KEYS, required=("model_name", "sweep"))
+def parser() -> CommandParser:
+    """The command's arguments (``key=value`` or ``--key value``)."""
+    p = CommandParser("knowit-app-consolidate", usage=USAGE, description=DESCRIPTION)
+    p.add_key("model_name", "the model whose sweep to consolidate", required=True)
+    p.add_key("sweep", "the sweep's name", required=True)
+    p.add_key("run", "promote this run instead of the best one")
+    p.add_key("goal", "minimize or maximize (default: the sweep's metric.goal)")
+    p.add_key("exp_dir", "experiment directory (default: outputs)", default="outputs")
+    p.add_key("top", "how many ranked runs to show (default: 10)", default="10")
+    return p
 
 
 def report(result: ConsolidationResult, top: int) -> str:
@@ -54,18 +59,17 @@ def report(result: ConsolidationResult, top: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command; 0 on success, 2 on a user error (message on stderr), 1 on I/O errors."""
-    return run_command(argv, USAGE, _consolidate)
+    return run_command(parser(), argv, _consolidate)
 
 
-def _consolidate(argv: list[str]) -> str:
-    args = parse_args(argv)
-    goal = check_goal(args["goal"], "goal") if "goal" in args else None
+def _consolidate(args: argparse.Namespace) -> str:
+    goal = normalise_goal(args.goal, "goal") if args.goal else None
     try:
-        top = int(args.get("top", "10"))
+        top = int(args.top)
     except ValueError:
-        raise ConfigError("top", f"{args['top']!r} is not a whole number") from None
-    result = consolidate_sweep(args.get("exp_dir") or "outputs", args["model_name"],
-                               args["sweep"], run=args.get("run") or None, goal=goal)
+        raise ConfigError("top", f"{args.top!r} is not a whole number") from None
+    result = consolidate_sweep(args.exp_dir or "outputs", args.model_name, args.sweep,
+                               run=args.run or None, goal=goal)
     return report(result, max(top, 1))
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from knowit_app.errors import ConfigError
+from knowit_app.errors import ConfigError, not_found
 from knowit_app.experiment.layout import ExperimentLayout
 
 if TYPE_CHECKING:
@@ -36,12 +36,18 @@ def find_model_dir(exp_dir: str | Path, model_name: str, sweep: str | None = Non
     layout = ExperimentLayout(exp_dir)
     if sweep and run:
         path = layout.run_dir(model_name, sweep, run)
-        key, what = "run", f"sweep run {sweep}/{run} of model {model_name!r}"
+        if not path.is_dir():
+            where = path.parent
+            runs = (p.name for p in where.iterdir() if p.is_dir()) if where.is_dir() else ()
+            raise not_found("run", f"sweep run {sweep}/{run} of model {model_name!r}", where,
+                            runs, "runs")
     else:
         path = layout.model_dir(model_name)
-        key, what = "model_name", f"model {model_name!r}"
-    if not path.is_dir():
-        raise ConfigError(key, f"no {what} in {layout.root} (looked for {path})")
+        if not path.is_dir():
+            root = layout.models_dir
+            models = (p.name for p in root.iterdir()
+                      if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else ()
+            raise not_found("model_name", f"model {model_name!r}", root, models, "models")
     return path
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from knowit_app.data.splits import SPLIT_NAMES
 from knowit_app.errors import ConfigError
 from knowit_app.evaluation.forward import load_model, split_outputs, to_original
 from knowit_app.experiment.io import replace_atomically
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from knowit_app.data.prepared import PreparedData
     from knowit_app.evaluation.trained_model import TrainedModel
 
-SET_NAMES = ("train", "valid", "eval")
 MAX_PLOT_INSTANCES = 6
 MAX_PLOT_COMPONENTS = 4
 COLUMNS = ("instance", "slice", "point_timestamp", "step", "timestamp", "component", "target",
@@ -56,8 +56,9 @@ class PredictionResult:
 
 
 def check_set(split: str) -> str:
-    if split not in SET_NAMES:
-        raise ConfigError("set", f"unknown set {split!r}; allowed: {', '.join(SET_NAMES)}")
+    """The one set to predict, or a ConfigError at ``set`` naming the sets there are."""
+    if split not in SPLIT_NAMES:
+        raise ConfigError("set", f"unknown set {split!r}; allowed: {', '.join(SPLIT_NAMES)}")
     return split
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from knowit_app.data.splits import SPLIT_NAMES
 from knowit_app.errors import ConfigError
 from knowit_app.evaluation.forward import load_model, split_outputs, to_original
 from knowit_app.experiment.io import replace_atomically
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     from knowit_app.data.prepared import PreparedData
     from knowit_app.evaluation.trained_model import TrainedModel
 
-SET_NAMES = ("train", "valid", "eval")
 EVALUATION_DIR = "evaluation"
 METRICS_FILE = "metrics.csv"
 SCALED_SUFFIX = "_scaled"
@@ -60,15 +60,15 @@ def metrics_path(model_dir: str | Path) -> Path:
 def check_sets(sets: Iterable[str] | str | None) -> tuple[str, ...]:
     """The requested sets in KnowIt's order; a ConfigError at ``sets`` for unknown names."""
     if sets is None:
-        return SET_NAMES
+        return SPLIT_NAMES
     words = sets.split(",") if isinstance(sets, str) else list(sets)
     names = [w.strip() for w in words if w.strip()]
-    unknown = [n for n in names if n not in SET_NAMES]
+    unknown = [n for n in names if n not in SPLIT_NAMES]
     if unknown or not names:
         shown = repr(unknown[0]) if unknown else "nothing"
         raise ConfigError("sets", f"unknown set {shown}; use a comma-separated subset of "
-                          f"{','.join(SET_NAMES)}")
-    return tuple(n for n in SET_NAMES if n in names)
+                          f"{','.join(SPLIT_NAMES)}")
+    return tuple(n for n in SPLIT_NAMES if n in names)
 
 
 def metric_inputs(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,10 +88,12 @@ def metric_factories(model: TrainedModel, prepared: PreparedData) -> dict[str, C
             for name in trainer.get("performance_metrics") or []}
 
 
-def score_split(model: TrainedModel, prepared: PreparedData, split: str) -> dict[str, float]:
+def score_split(model: TrainedModel, prepared: PreparedData, split: str, *,
+                perf: bool = True) -> dict[str, float]:
     """``loss``, ``perf_<metric>`` and (with output scaling) ``perf_<metric>_scaled`` of a set.
 
-    The loss is the sample-weighted mean of the per-batch losses, as Lightning averages it.
+    The loss is the sample-weighted mean of the per-batch losses, as Lightning averages it;
+    ``perf=False`` computes only the loss (what :meth:`TrainedModel.score` reports).
     """
     import torch
 
@@ -100,7 +102,7 @@ def score_split(model: TrainedModel, prepared: PreparedData, split: str) -> dict
     trainer = model.args["trainer"]
     loss_fn = loss_function(trainer["loss_fn"])
     loss_kwargs = trainer.get("loss_kwargs") or {}
-    factories = metric_factories(model, prepared)
+    factories = metric_factories(model, prepared) if perf else {}
     scaler = prepared.out_scaler
     original = {name: make() for name, make in factories.items()}
     scaled = {name: make() for name, make in factories.items()} if scaler is not None else {}
@@ -113,7 +115,7 @@ def score_split(model: TrainedModel, prepared: PreparedData, split: str) -> dict
         count += len(rows)
         for metric in scaled.values():
             metric.update(*metric_inputs(out, y))
-        if scaler is not None:
+        if scaler is not None and original:
             out, y = to_original(out, scaler), to_original(y, scaler)
         for metric in original.values():
             metric.update(*metric_inputs(out, y))
@@ -157,17 +159,16 @@ def read_metrics_csv(path: str | Path) -> dict[str, float]:
 
 def format_metrics(metrics: Mapping[str, float]) -> str:
     """A small table: one row per set, one column per score."""
+    from knowit_app.cli.table import format_table
+
     rows: dict[str, dict[str, float]] = {}
     for key, value in metrics.items():
         _, split, score = key.split("_", 2)
         rows.setdefault(split, {})[score] = value
     columns = list(dict.fromkeys(c for scores in rows.values() for c in scores))
-    table = [["set", *columns]]
-    table += [[split, *(f"{scores[c]:.6g}" if c in scores else "-" for c in columns)]
-              for split, scores in rows.items()]
-    widths = [max(len(row[i]) for row in table) for i in range(len(columns) + 1)]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
-                     .rstrip() for row in table)
+    table = [[split, *(f"{scores[c]:.6g}" if c in scores else "-" for c in columns)]
+             for split, scores in rows.items()]
+    return format_table(["set", *columns], table, rule=False)
 
 
 def evaluate_model(model_dir: str | Path, sets: Iterable[str] | str | None = None) -> EvalResult:

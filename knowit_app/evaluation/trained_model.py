@@ -14,10 +14,9 @@ import torch
 from torch import nn
 
 from knowit_app.archs import build_model
-from knowit_app.data.prepared import PreparedData, make_dataloader, prepare
+from knowit_app.data.prepared import PreparedData, prepare
 from knowit_app.errors import KnowitError
 from knowit_app.experiment.layout import MODEL_ARGS_FILE, find_checkpoint
-from knowit_app.training.components import loss_function
 from knowit_app.training.model_args import read_model_args
 
 
@@ -39,16 +38,9 @@ class TrainedModel:
 
     def score(self, split: str = "valid", prepared: PreparedData | None = None) -> float:
         """Mean loss over a whole split (``train``, ``valid`` or ``eval``), as training logs it."""
-        prepared = prepared or self.prepare_data()
-        trainer = self.args["trainer"]
-        loss = loss_function(trainer["loss_fn"])
-        total, count = 0.0, 0
-        loader = make_dataloader(prepared, split, int(self.args["data"]["batch_size"]), False, 0)
-        with torch.no_grad():
-            for x, y in loader:
-                total += float(loss(self.network(x), y, **trainer["loss_kwargs"])) * len(x)
-                count += len(x)
-        return total / count
+        from knowit_app.evaluation.scores import score_split
+
+        return score_split(self, prepared or self.prepare_data(), split, perf=False)["loss"]
 
 
 def load_trained_model(model_dir: str | Path) -> TrainedModel:
