@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from knowit_app.data.importer import import_dataset, main
+from knowit_app.cli.import_data import main
+from knowit_app.data.importer import import_dataset
 from knowit_app.data.store import list_datasets, load_dataset
 from knowit_app.errors import ConfigError
 
@@ -209,6 +210,6 @@ def test_cli_imports_and_summarises(tmp_path, capsys):
 
 
 def test_cli_module_does_not_import_torch():
-    code = ("import sys, knowit_app.data.importer; "
+    code = ("import sys, knowit_app.cli.import_data, knowit_app.data.importer; "
             "sys.exit(1 if 'torch' in sys.modules or 'lightning' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

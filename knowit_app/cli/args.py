@@ -53,11 +53,18 @@ class CommandParser(argparse.ArgumentParser):
 
     def parse(self, argv: Sequence[str]) -> argparse.Namespace:
         """Parse ``argv``; a ConfigError naming the key for unknown, repeated or missing keys."""
-        args = self.parse_args(self._as_options(argv))
+        args = self.parse_args(list(argv))
         for key in self.required_keys:
             if not getattr(args, key, None):
                 raise ConfigError(key, f"missing; give {key}=<{key.removesuffix('_name')}>")
         return args
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None,
+                         ) -> tuple[argparse.Namespace, list[str]]:
+        """argparse's parse, after ``key=value`` words became options (subcommands too)."""
+        words = sys.argv[1:] if args is None else list(args)
+        return super().parse_known_args(self._as_options(words), namespace)
 
     def _as_options(self, argv: Sequence[str]) -> list[str]:
         """``key=value`` words -> ``--key=value``; each key at most once, in either form."""

@@ -8,66 +8,49 @@ their defaults and suggested search ranges (``--yaml``: the ranges as sweep ``pa
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any
 
 import yaml
 
-from knowit_app.errors import ConfigError
+from knowit_app.cli.args import CommandParser, run_command
+from knowit_app.cli.table import format_table
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for bad input)."""
-    parser = _parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, or a usage error argparse already printed
-        return exc.code if isinstance(exc.code, int) else 2
-    try:
-        return args.run(args, sys.stdout)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_command(parser(), argv, lambda args: args.run(args))
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="knowit-app-info", description="List architectures and datasets knowit-app knows."
-    )
-    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+def parser() -> CommandParser:
+    """The subcommands and their options; a new subcommand is one ``add_parser`` here."""
+    p = CommandParser("knowit-app-info",
+                      description="List architectures and datasets knowit-app knows.")
+    commands = p.add_subparsers(title="commands", required=True, metavar="COMMAND",
+                                parser_class=CommandParser)
 
     archs = commands.add_parser(
         "archs", help="hyperparameters of each architecture: defaults and suggested ranges"
     )
-    archs.add_argument("--name", help="one architecture only (MLP, CNN, TCN, LSTM)")
-    archs.add_argument(
-        "--yaml",
-        action="store_true",
-        help="print the ranges as YAML to paste under a W&B sweep's parameters:",
-    )
+    archs.add_key("name", "one architecture only (MLP, CNN, TCN, LSTM)")
+    archs.add_key("yaml", "print the ranges as YAML to paste under a W&B sweep's parameters:",
+                  flag=True)
     archs.set_defaults(run=_run_archs)
 
     datasets = commands.add_parser("datasets", help="datasets stored in an experiment directory")
-    datasets.add_argument("--exp-dir", default="outputs", help="experiment directory (outputs)")
+    datasets.add_key("exp_dir", "experiment directory (outputs)", default="outputs")
     datasets.set_defaults(run=_run_datasets)
-
-    from knowit_app.cli.splits import add_splits_command
-
-    add_splits_command(commands)
-    return parser
+    return p
 
 
 # ----------------------------------------------------------------------------------- archs
 
 
-def _run_archs(args: argparse.Namespace, out: TextIO) -> int:
+def _run_archs(args: argparse.Namespace) -> str:
     from knowit_app import archs
 
     names = [archs.canonical_name(args.name)] if args.name else list(archs.ARCH_NAMES)
     render = _arch_yaml if args.yaml else _arch_table
-    out.write(("---\n" if args.yaml else "\n").join(render(name) for name in names))
-    return 0
+    return ("---\n" if args.yaml else "\n").join(render(name) for name in names)
 
 
 def _arch_table(name: str) -> str:
@@ -77,7 +60,7 @@ def _arch_table(name: str) -> str:
     defaults, ranges = archs.hp_defaults(name), archs.hp_ranges(name)
     rows = [(hp, _scalar(value), describe_range(ranges[hp])) for hp, value in defaults.items()]
     title = f"{name}  (arch={name.lower()})"
-    return title + "\n" + _table(("hyperparameter", "default", "suggested range"), rows)
+    return f"{title}\n{format_table(('hyperparameter', 'default', 'suggested range'), rows)}\n"
 
 
 def _arch_yaml(name: str) -> str:
@@ -109,31 +92,18 @@ def describe_range(spec: dict[str, Any]) -> str:
 # -------------------------------------------------------------------------------- datasets
 
 
-def _run_datasets(args: argparse.Namespace, out: TextIO) -> int:
+def _run_datasets(args: argparse.Namespace) -> str:
     from knowit_app.data.store import list_datasets
 
     found = list_datasets(args.exp_dir)
     if not found:
-        out.write(f"no datasets in {args.exp_dir}\n")
-        return 0
+        return f"no datasets in {args.exp_dir}"
     columns = ("name", "source", "components", "instances", "slices", "rows", "time_delta")
     rows = [tuple(_cell(entry.get(column)) for column in columns) for entry in found]
-    out.write(_table(columns, rows))
-    return 0
+    return format_table(columns, rows)
 
 
 # --------------------------------------------------------------------------------- helpers
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Left-aligned columns, two spaces apart, a dashed rule under the header."""
-    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=False)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(header), rule, *(line(r) for r in rows)]) + "\n"
 
 
 def _scalar(value: Any) -> str:

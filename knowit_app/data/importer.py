@@ -15,11 +15,11 @@ over them are never prediction points). Only pandas and numpy are imported here,
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import logging
-import sys
-from collections.abc import Mapping, Sequence
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +34,43 @@ from knowit_app.data.store import (
     NAME_PATTERN,
     builtin_names,
     custom_datasets_dir,
-    save_dataset,
+    fingerprint,
+    read_dataset,
+    read_meta,
+    store_dataset,
 )
 from knowit_app.errors import ConfigError
+from knowit_app.experiment.layout import MODEL_ARGS_FILE, MODELS_DIR
 
 log = logging.getLogger("knowit_app")
 
 INSTANCE_COLUMN = "instance"
 SPLIT_COLUMN = "split"
 _META_KEYS = ("name", "components", "time_delta", "instances")
+
+
+class _Notes(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@contextmanager
+def collect_notes() -> Iterator[list[str]]:
+    """The warnings an import logs (rows sorted, columns left out, a dataset replaced), as
+    lines, instead of on stderr: ``knowit-app-import`` prints them under its summary."""
+    notes = _Notes()
+    propagate = log.propagate
+    log.addHandler(notes)
+    log.propagate = False
+    try:
+        yield notes.lines
+    finally:
+        log.removeHandler(notes)
+        log.propagate = propagate
 
 
 def import_dataset(
@@ -92,10 +120,7 @@ def import_dataset(
         base_nan_filler=base_nan_filler,
         nan_filled_components=nan_filled_components,
     )
-    try:
-        return save_dataset(ds, target, replace=overwrite)
-    except FileExistsError:
-        raise _exists_error(name, target) from None
+    return _store(ds, target, exp_dir, overwrite, "imported")
 
 
 def import_knowit_dataset(source: str | Path, name: str, exp_dir: str | Path = "outputs", *,
@@ -111,10 +136,55 @@ def import_knowit_dataset(source: str | Path, name: str, exp_dir: str | Path = "
         raise ConfigError("new_name", f"{target} is KnowIt's copy itself; it is read in place "
                           "(data.name=" + name + "), or give new_name to convert it")
     ds = read_knowit_dataset(source, name, new_name=target_name)
+    return _store(ds, target, exp_dir, overwrite, f"knowit:{Path(source)}")
+
+
+def _store(ds: RawDataset, target: Path, exp_dir: str | Path, overwrite: bool,
+           origin: str) -> Path:
+    """Publish ``ds``; a replaced dataset is kept, and the models trained on it are named."""
     try:
-        return save_dataset(ds, target, replace=overwrite, origin=f"knowit:{Path(source)}")
+        path, kept = store_dataset(ds, target, replace=overwrite, origin=origin)
     except FileExistsError:
-        raise _exists_error(target_name, target) from None
+        raise _exists_error(ds.name, target) from None
+    if kept is None:
+        return path
+    try:
+        old = read_meta(kept).get("fingerprint") or fingerprint(read_dataset(kept))
+    except (OSError, ValueError, KeyError, AttributeError, zipfile.BadZipFile):
+        old = None  # a damaged old copy: models naming the dataset are listed below anyway
+    if old is not None and old == fingerprint(ds):
+        log.warning("dataset %r: the same data as before (the old copy is kept in %s)",
+                    ds.name, kept)
+        return path
+    models = models_trained_on(exp_dir, ds.name, old)
+    trained = ("models trained on the old data: " + ", ".join(models)
+               + " (knowit-app-eval and -predict refuse them until the old copy is moved back"
+               " to " + str(target) + ", or retrain them)") if models else (
+        "no model was trained on the old data")
+    log.warning("dataset %r replaced; the old copy is kept in %s; %s", ds.name, kept, trained)
+    return path
+
+
+def models_trained_on(exp_dir: str | Path, name: str, fp: str | None) -> list[str]:
+    """Models and sweep runs of ``exp_dir`` whose ``model_args.yaml`` names dataset ``name``
+    (with fingerprint ``fp``, or none recorded), as paths below ``models/``."""
+    import yaml
+
+    root = Path(exp_dir) / MODELS_DIR
+    found = []
+    for args_file in sorted(root.rglob(MODEL_ARGS_FILE)) if root.is_dir() else []:
+        rel = args_file.parent.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts):  # staging, replaced, interrupted
+            continue
+        try:
+            args = yaml.safe_load(args_file.read_text())
+            data_name = args["data"]["name"]
+        except (OSError, yaml.YAMLError, KeyError, TypeError):
+            continue
+        recorded = args.get("dataset_fingerprint")
+        if str(data_name) == name and (recorded is None or fp is None or recorded == fp):
+            found.append(rel.as_posix())
+    return found
 
 
 def _exists_error(name: str, target: Path) -> ConfigError:
@@ -174,6 +244,7 @@ def frame_to_dataset(
     comp_names, values = _components(frame, components, reserved)
     split = _split_labels(frame[split_column]) if split_column else None
 
+    _note_unsorted(times, inst_codes, name)
     order = np.lexsort((times, inst_codes))  # stable: the first of repeated times comes first
     times, inst_codes, values = times[order], inst_codes[order], values[order]
     split = split[order] if split is not None else None
@@ -220,6 +291,35 @@ def frame_to_dataset(
     )
 
 
+def _note_unsorted(times: np.ndarray, inst: np.ndarray, name: str) -> None:
+    """Say when rows step back in time within an instance: they are sorted, as in KnowIt."""
+    by_inst = np.argsort(inst, kind="stable")
+    back = (np.diff(times[by_inst]) < 0) & (inst[by_inst][1:] == inst[by_inst][:-1])
+    if back.any():
+        row = int(by_inst[1:][back][0])
+        log.warning("dataset %r: times are not in ascending order (%d rows step back in time, "
+                    "the first in row %d); rows were sorted by time", name, int(back.sum()), row)
+
+
+def _note_left_out(columns: list[Any], frame: pd.DataFrame) -> None:
+    """Say which columns are not components because they hold text; a mostly numeric one
+    (a typo in a number) is named with its first text cell."""
+    plain = []
+    for c in columns:
+        col = frame[c]
+        num = pd.to_numeric(col, errors="coerce")
+        text = col.notna() & num.isna()
+        if num.notna().sum() > text.sum():
+            row = int(np.flatnonzero(text.to_numpy())[0])
+            log.warning("column %r is left out: it is mostly numbers but row %d holds %r; fix "
+                        "it, or name the components to have it refused", str(c), row,
+                        col.iloc[row])
+        else:
+            plain.append(str(c))
+    if plain:
+        log.warning("columns left out (not numeric): %s", ", ".join(plain))
+
+
 def _split_labels(col: pd.Series) -> np.ndarray:
     """KnowIt's split tags per row: 0, 1, 2, or NaN (in no set, stored as -1)."""
     num = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
@@ -259,6 +359,8 @@ def _components(
     if components is None:
         chosen = [c for c in frame.columns if c not in reserved
                   and (pd.api.types.is_numeric_dtype(frame[c].dtype))]
+        _note_left_out([c for c in frame.columns if c not in reserved and c not in chosen],
+                       frame)
         if not chosen:
             raise ConfigError(
                 "components",
@@ -304,56 +406,3 @@ def _components(
         raise ConfigError("components", f"column {names[int(np.argmax(empty))]!r} is all NaN; "
                           "KnowIt refuses all-NaN components")
     return names, values
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="knowit-app-import",
-        description="Import a CSV or Parquet table as a dataset of an experiment directory.",
-    )
-    p.add_argument("file", help="a .csv or .parquet file")
-    p.add_argument("--name", required=True, help="dataset name (use as data.name=NAME)")
-    p.add_argument("--exp-dir", default="outputs", help="experiment directory (default: outputs)")
-    p.add_argument("--time-column", help="column of times (default: the index / first column); "
-                   "numbers are seconds since the epoch")
-    p.add_argument("--instance-column", help="column naming the instance of each row")
-    p.add_argument("--components", help="comma-separated columns (default: all numeric ones)")
-    p.add_argument("--time-delta", help="time step: seconds (0.2) or an offset ('200ms'); "
-                   "default: the most common step")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing import")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Console entry point: import, print a one-line summary, return the exit status."""
-    args = _parser().parse_args(argv)
-    comps = None
-    if args.components is not None:
-        comps = [c.strip() for c in args.components.split(",") if c.strip()]
-    try:
-        path = import_dataset(
-            args.file,
-            args.name,
-            args.exp_dir,
-            time_column=args.time_column,
-            instance_column=args.instance_column,
-            components=comps,
-            time_delta=args.time_delta,
-            overwrite=args.overwrite,
-        )
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    from knowit_app.data.store import read_meta
-
-    meta = read_meta(path)
-    print(
-        f"imported {args.name!r}: {meta['rows']} rows, {meta['instances']} instances, "
-        f"{meta['slices']} slices, components {', '.join(meta['components'])}, "
-        f"time_delta {meta['time_delta']:g} s -> {path}"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
