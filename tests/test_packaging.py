@@ -50,5 +50,5 @@ def test_help_does_not_import_torch(tmp_path):
             "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                           text=True, check=True)
-    assert "== Config groups ==" in proc.stdout or "Configuration groups" in proc.stdout
+    assert "== Configuration groups ==" in proc.stdout and "  arch: cnn, lstm, mlp, tcn" in proc.stdout
     assert proc.stdout.strip().endswith("NO-TORCH")
