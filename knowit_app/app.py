@@ -31,7 +31,7 @@ from knowit_app.cli import app_help as help_module
 from knowit_app.config.schema import register_schemas
 from knowit_app.errors import ConfigError, ModelExistsError
 from knowit_app.experiment.layout import ExperimentLayout
-from knowit_app.experiment.publish import discard_staging, publish, refuse_existing
+from knowit_app.experiment.model_dir import discard_staging, publish, refuse_existing
 
 register_schemas()
 log = logging.getLogger("knowit_app")

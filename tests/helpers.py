@@ -89,3 +89,19 @@ def check_tutorial_runs(sweep_dir: Path, count: int) -> None:
         assert args["data"]["batch_size"] == int(bs)
         assert args["arch"]["dropout"] == float(dropout)
         assert args["trainer"]["learning_rate"] == float(lr)
+
+
+def write_metrics(run_dir: Path, rows: list[dict[str, float]], version: int = 0) -> Path:
+    """``lightning_logs/version_<n>/metrics.csv`` written by Lightning's own CSVLogger.
+
+    Each row is one ``log_metrics`` call and must hold ``epoch``; ``step`` defaults to it.
+    """
+    from lightning.pytorch.loggers import CSVLogger
+
+    from knowit_app.experiment.layout import LOGS_DIR
+
+    logger = CSVLogger(save_dir=str(run_dir), name=LOGS_DIR, version=version)
+    for row in rows:
+        logger.log_metrics(dict(row), step=int(row.get("step", row["epoch"])))
+    logger.save()
+    return Path(logger.log_dir) / "metrics.csv"

@@ -1,7 +1,8 @@
 """Consolidation of a sweep, the atomic model swap under it, and ``knowit-app-consolidate``.
 
-Sweeps are built by hand (run_result.json, a small fake checkpoint, model_args.yaml, a
-metrics.csv): consolidation reads files and renames directories, it never trains or loads.
+Sweeps are built with the production writers (run_result.json, model_args.yaml, error.txt,
+sweep_config.yaml; metrics.csv by Lightning's CSVLogger) and a small fake checkpoint:
+consolidation reads files and renames directories, it never trains or loads.
 """
 
 from __future__ import annotations
@@ -13,17 +14,29 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
-from helpers import snapshot
+from helpers import snapshot, write_metrics
 
 from knowit_app.cli import consolidate as consolidate_cli
 from knowit_app.errors import ConfigError, KnowitError
 from knowit_app.experiment import model_dir as swap
-from knowit_app.experiment.consolidate import consolidate_sweep, format_table, rank_runs
-from knowit_app.experiment.publish import publish
+from knowit_app.experiment.consolidate import (
+    consolidate_sweep,
+    rank_runs,
+    write_consolidation_record,
+)
+from knowit_app.experiment.model_dir import publish
+from knowit_app.experiment.runs import (
+    RunResult,
+    failed_result,
+    save_model_args,
+    write_error,
+    write_sweep_config,
+)
+from knowit_app.experiment.sweep_state import SweepState
+from knowit_app.sweeps.tables import format_table
 
 MODEL_FILES_EXCLUDED = ("sweeps", ".replaced", swap.LOCK_FILE)
 
@@ -33,22 +46,20 @@ def make_run(sweep_dir: Path, name: str, score: float | None, *, state: str = "f
              args: bool = True, result: bool = True, error: bool = False) -> Path:
     """One run directory as a sweep leaves it."""
     run = sweep_dir / name
-    (run / "lightning_logs" / "version_0").mkdir(parents=True)
-    (run / "lightning_logs" / "version_0" / "metrics.csv").write_text(
-        f"epoch,step,{monitor}\n0,10,{score}\n")
+    run.mkdir(parents=True)
+    write_metrics(run, [{"epoch": 0, "step": 10, monitor: score}] if score is not None else [])
     ckpt = None
     if checkpoint:
         ckpt = f"bestmodel-epoch=2-{monitor}={score if score is not None else 0:.2f}.ckpt"
-        (run / ckpt).write_bytes(f"weights of {name}".encode())
+        (run / ckpt).write_bytes(f"weights of {name}".encode())  # a stand-in for torch's file
     if args:
-        (run / "model_args.yaml").write_text(f"run: {name}\n")
+        save_model_args(run, {"run": name})
     if result:
-        (run / "run_result.json").write_text(json.dumps({
-            "state": state, "monitor": monitor, "mode": mode, "best_score": score,
-            "best_checkpoint": ckpt, "epochs": 3, "fit_seconds": 1.5, "started": 0.0,
-            "ended": 1.5}))
+        RunResult(state=state, monitor=monitor, mode=mode, best_score=score,
+                  best_checkpoint=ckpt, epochs=3, fit_seconds=1.5, started=0.0,
+                  ended=1.5).write(run)
     if error:
-        (run / "error.txt").write_text("Traceback: boom\n")
+        write_error(run, RuntimeError("boom"))
     return run
 
 
@@ -57,9 +68,10 @@ def make_sweep(exp: Path, runs: dict[str, float | None], *, model: str = "m",
     sweep_dir = exp / "models" / model / "sweeps" / sweep
     sweep_dir.mkdir(parents=True)
     if goal is not None:
-        (sweep_dir / "sweep_config.yaml").write_text(
-            f"method: grid\nmetric:\n  name: valid_loss\n  goal: {goal}\nparameters: {{}}\n")
-    (sweep_dir / "sweep_state.json").write_text("{}")
+        write_sweep_config(sweep_dir, {"method": "grid", "parameters": {},
+                                       "metric": {"name": "valid_loss", "goal": goal}})
+    with SweepState(sweep_dir).locked():
+        pass  # an empty sweep state, as a sweep starts with
     for name, score in runs.items():
         make_run(sweep_dir, name, score)
     return sweep_dir
@@ -202,17 +214,15 @@ def test_a_sweep_with_no_finished_run_is_an_error(tmp_path):
     assert not (tmp_path / "models/m/model_args.yaml").exists()
 
 
-def test_a_thousand_runs_consolidate_quickly(tmp_path):
+def test_a_thousand_runs_rank_every_one_and_the_failed_never_win(tmp_path):
     runs = {f"run-{i:04d}": 1.0 + ((i * 7919) % 1000) / 1000 for i in range(1000)}
     sweep_dir = make_sweep(tmp_path, runs)
-    for i in range(0, 1000, 50):
-        (sweep_dir / f"run-{i:04d}" / "run_result.json").write_text('{"state": "failed"}')
+    for i in range(0, 1000, 50):  # the best score of all, 1.0 at run-0000, is among these
+        failed_result(0.0, 0.0).write(sweep_dir / f"run-{i:04d}")
     best = min((s, n) for n, s in runs.items() if int(n[4:]) % 50)[1]
-    started = time.perf_counter()
     res = consolidate_sweep(tmp_path, "m", "s")
-    elapsed = time.perf_counter() - started
-    print(f"\nconsolidated 1000 runs in {elapsed:.3f} s")
     assert res.run == best and len(res.ranking) == 1000
+    assert [r.state for r in res.ranking[-20:]] == ["failed"] * 20
 
 
 def test_format_table_shows_the_best_rows_and_counts_the_rest(tmp_path):
@@ -234,7 +244,7 @@ def test_cli_prints_ranking_promotion_and_backup(tmp_path, capsys, monkeypatch):
     assert consolidate_cli.main(["model_name=m", "sweep=s"]) == 0
     out = capsys.readouterr().out.split("sweep 's'")[-1]
     assert ": 15 runs, ranked by valid_loss (minimize)" in out
-    rows = [ln.split() for ln in out.splitlines() if ln[:5].strip().isdigit()]
+    rows = [ln.split() for ln in out.splitlines() if ln.split() and ln.split()[0].isdigit()]
     assert [r[1] for r in rows] == [f"r{i:02d}" for i in range(10)]  # the top 10 only
     assert "promoted run 'r00' (valid_loss=0.01) into outputs/models/m" in out
     assert "the model it replaced is kept in outputs/models/m/.replaced/" in out
@@ -272,13 +282,15 @@ def test_console_script_runs_without_torch(tmp_path):
 
 def write_model(directory: Path, tag: str, ckpt: str) -> None:
     """A full model directory's files; every file's bytes name ``tag``."""
-    (directory / "lightning_logs" / "version_0").mkdir(parents=True, exist_ok=True)
-    (directory / "lightning_logs" / "version_0" / "metrics.csv").write_text(f"{tag} metrics\n")
+    directory.mkdir(parents=True, exist_ok=True)
+    write_metrics(directory, [{"epoch": 0, f"{tag}_loss": 0.5}])
     (directory / ".hydra").mkdir(exist_ok=True)
-    (directory / ".hydra" / "config.yaml").write_text(f"tag: {tag}\n")
+    (directory / ".hydra" / "config.yaml").write_text(f"tag: {tag}\n")  # Hydra's file
     (directory / ckpt).write_text(f"{tag} weights")
-    (directory / "model_args.yaml").write_text(f"tag: {tag}\n")
-    (directory / "run_result.json").write_text(json.dumps({"tag": tag}))
+    save_model_args(directory, {"tag": tag})
+    RunResult(state="finished", monitor=f"{tag}_loss", mode="min", best_score=0.5,
+              best_checkpoint=ckpt, epochs=1, fit_seconds=1.0, started=0.0,
+              ended=1.0).write(directory)
     (directory / "app.log").write_text(f"{tag} log\n")
 
 
@@ -287,7 +299,7 @@ def swap_scene(tmp_path):
     """A model dir with an old model and a sweep, and a staged new model beside it."""
     model_dir = tmp_path / "models" / "m"
     write_model(model_dir, "old", "bestmodel-epoch=1-valid_loss=0.50.ckpt")
-    (model_dir / "consolidated_from.json").write_text('{"run": "old"}')
+    write_consolidation_record(model_dir, {"run": "old"})
     make_run(model_dir / "sweeps" / "s", "r1", 0.2)
     staged = tmp_path / "models" / ".staging" / "m-1"
     write_model(staged, "new", "bestmodel-epoch=3-valid_loss=0.10.ckpt")
@@ -340,6 +352,7 @@ def assert_old_or_new(model_dir, staged, old, new, sweeps) -> str:
     return "new"
 
 
+@pytest.mark.slow
 def test_a_kill_at_any_step_of_a_swap_leaves_the_old_or_the_new_model(swap_scene, tmp_path):
     model_dir, staged, old, new, sweeps = swap_scene
     outcomes = []
@@ -360,6 +373,7 @@ def test_a_kill_at_any_step_of_a_swap_leaves_the_old_or_the_new_model(swap_scene
     assert outcomes[0] == "old" and outcomes[-1] == "new" and len(outcomes) > 15
 
 
+@pytest.mark.slow
 def test_a_kill_during_recovery_is_recovered_too(swap_scene, tmp_path):
     model_dir, staged, old, new, sweeps = swap_scene
     assert run_killed("swap", model_dir, staged, 10)  # in the middle of moving old entries
@@ -369,6 +383,7 @@ def test_a_kill_during_recovery_is_recovered_too(swap_scene, tmp_path):
     assert assert_old_or_new(model_dir, staged, old, new, sweeps) == "new"
 
 
+@pytest.mark.slow
 def test_a_kill_at_any_step_of_a_consolidation(tmp_path):
     sweep_dir = make_sweep(tmp_path, {"r1": 0.3})
     model_dir = tmp_path / "models" / "m"

@@ -116,6 +116,7 @@ def test_continuing_a_server_sweep_does_not_create_one(tmp_path, monkeypatch):
     assert ("register_agent", "existing9", "knowit-app") in fake.calls
 
 
+@pytest.mark.slow
 def test_wandb_agent_command_writes_the_sweep_layout(tmp_path):
     """What `wandb agent` runs for `command: [knowit-app, ${args_no_hyphens}]`."""
     params = {"arch.dropout": 0.2, "data.batch_size": 64, "trainer.learning_rate": 0.01}
@@ -199,7 +200,7 @@ def test_hyperband_stops_a_bad_run_and_records_it_stopped(tmp_path):
     from knowit_app.api import compose_config
     from knowit_app.sweeps.job import run_sweep_job
     from knowit_app.sweeps.state import SweepState
-    from knowit_app.training.result import RunResult
+    from knowit_app.experiment.runs import RunResult
 
     sweep_dir = tmp_path / "sweep"
     sweep_dir.mkdir()

@@ -9,7 +9,11 @@ from hydra.core.config_store import ConfigStore
 
 @dataclass
 class WandbSweeperConf:
-    """``hydra.sweeper.*``: these names are shared by the docs, scripts and later issues."""
+    """``hydra.sweeper.*``, the one typed form of the sweeper's options, end to end.
+
+    Hydra checks a user's options against this schema; the sweeper builds one of these from
+    them and hands it to :class:`knowit_app.sweeps.driver.SweepDriver`.
+    """
 
     _target_: str = "hydra_plugins.knowit_wandb_sweeper.wandb_sweeper.WandbSweeper"
     # New runs this invocation (null: until the search ends; random/bayes need it or run_cap).

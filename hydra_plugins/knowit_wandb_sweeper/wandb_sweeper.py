@@ -8,12 +8,15 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
+from hydra_plugins.knowit_wandb_sweeper.config import WandbSweeperConf
+
 
 class WandbSweeper(Sweeper):
     """Sweeps with W&B: a W&B server's controller, or W&B's `sweeps` engine offline."""
 
     def __init__(self, **options: Any) -> None:
-        self.options = options
+        # Hydra checked the options against WandbSweeperConf; the driver gets them typed.
+        self.options = WandbSweeperConf(**options)
         self.driver: Any = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,

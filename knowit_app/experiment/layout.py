@@ -8,9 +8,18 @@
       model_args.yaml
       lightning_logs/version_0/metrics.csv
       run_result.json                     small summary read by consolidation and reports
-      sweeps/<sweep>/<run>/               one sweep run, same files as a model
+      consolidated_from.json              which sweep run a consolidated model came from
+      .replaced/<time>/                   models a swap replaced (never deleted)
+      .swap.json, .swap.lock              the model swap's journal and lock
+      sweeps/<sweep>/                     one sweep:
+          sweep_config.yaml               the resolved W&B sweep config
+          sweep_state.json, .sweep.lock   every run's state (shared by sweepers) and its lock
+          <run>/                          one sweep run, same files as a model, plus error.txt
+          .interrupted/<run>-<time>/      partial files of a run that was rerun
   models/.staging/<model>-<time>/         a training in progress (moved into place at the end)
 ```
+
+Every file name of the experiment directory is spelled here and nowhere else.
 """
 
 from __future__ import annotations
@@ -20,18 +29,34 @@ from pathlib import Path
 
 from knowit_app.errors import ConfigError
 
+MODELS_DIR = "models"
+STAGING_DIR = ".staging"
 CHECKPOINT_PREFIX = "bestmodel"
 MODEL_ARGS_FILE = "model_args.yaml"
 LOGS_DIR = "lightning_logs"
+METRICS_FILE = "metrics.csv"  # Lightning's CSVLogger, in LOGS_DIR/version_<n>/
+METRICS_GLOB = f"{LOGS_DIR}/version_*/{METRICS_FILE}"
 RESULT_FILE = "run_result.json"
 ERROR_FILE = "error.txt"  # a failed run's traceback
 CONSOLIDATED_FILE = "consolidated_from.json"
 HYDRA_DIR = ".hydra"
 REPLACED_DIR = ".replaced"
+PREDICTIONS_DIR = "predictions"
+
+# The model swap's own entries (experiment/model_swap.py).
+SWAP_JOURNAL = ".swap.json"
+SWAP_LOCK = ".swap.lock"
+INCOMING_PREFIX = ".incoming-"
+SWAP_STAGING_PREFIX = ".staging-"
+
+# A sweep directory.
+SWEEPS_DIR = "sweeps"
+SWEEP_CONFIG_FILE = "sweep_config.yaml"  # the resolved W&B sweep config of a sweep dir
+SWEEP_STATE_FILE = "sweep_state.json"
+SWEEP_LOCK = ".sweep.lock"
+INTERRUPTED_DIR = ".interrupted"
 
 # Entries of a model directory that belong to the trained model itself (not its sweeps).
-PREDICTIONS_DIR = "predictions"
-SWEEP_CONFIG_FILE = "sweep_config.yaml"  # the resolved W&B sweep config of a sweep dir
 MODEL_ENTRY_PATTERNS = (f"{CHECKPOINT_PREFIX}*.ckpt", MODEL_ARGS_FILE, LOGS_DIR, RESULT_FILE,
                         CONSOLIDATED_FILE, HYDRA_DIR, PREDICTIONS_DIR, "*.log")
 
@@ -54,21 +79,17 @@ class ExperimentLayout:
 
     @property
     def models_dir(self) -> Path:
-        return self.root / "models"
+        return self.root / MODELS_DIR
 
     @property
     def staging_dir(self) -> Path:
-        return self.models_dir / ".staging"
-
-    @property
-    def custom_datasets_dir(self) -> Path:
-        return self.root / "custom_datasets"
+        return self.models_dir / STAGING_DIR
 
     def model_dir(self, model_name: str) -> Path:
         return self.models_dir / check_name("model_name", model_name)
 
     def sweeps_dir(self, model_name: str) -> Path:
-        return self.model_dir(model_name) / "sweeps"
+        return self.model_dir(model_name) / SWEEPS_DIR
 
     def sweep_dir(self, model_name: str, sweep_name: str) -> Path:
         return self.sweeps_dir(model_name) / check_name("sweep.name", sweep_name)

@@ -1,4 +1,10 @@
-"""Replace the model held in a model directory atomically, whatever instant a kill strikes.
+"""A model directory's model: published from staging, replaced atomically, never lost.
+
+Training writes into a private staging directory (``models/.staging/``), so a crash, a kill or
+a refused start never leaves a half-written model where a finished one was expected;
+:func:`publish` then swaps the staged model in. Consolidation swaps in a sweep run's model the
+same way. A model that is replaced is never deleted: its files move to
+``models/<model>/.replaced/<time>/`` and the caller says so.
 
 A model is several files (checkpoint, ``model_args.yaml``, ``lightning_logs/``, ...), and no
 single rename replaces several files. So a swap is a short sequence of renames driven by a
@@ -22,18 +28,18 @@ The old model is every entry of the model directory except ``sweeps/`` and dot-e
 directory holds the new model's entries exactly. ``sweeps/``, ``.replaced/`` and this module's
 own dot-entries never move.
 
-Swaps, recoveries and callers building a new model in :func:`new_staging_dir` serialise on an
-advisory lock (``<model_dir>/.swap.lock``, ``flock``), so two processes, on one host or on
-several sharing a file system, never interleave their renames.
+Swaps, recoveries and callers building a new model in :func:`new_staging_dir` serialise on the
+experiment's one lock (``<model_dir>/.swap.lock``, :func:`knowit_app.experiment.io.locked`), so
+two processes, on one host or on several sharing a file system, never interleave their renames.
 """
 
 from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import shutil
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -41,23 +47,29 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from knowit_app.errors import KnowitError
-from knowit_app.experiment.layout import REPLACED_DIR, model_entries
+from knowit_app.errors import KnowitError, ModelExistsError
+from knowit_app.experiment import io
+from knowit_app.experiment.io import fsync_dir, is_temporary
+from knowit_app.experiment.layout import (
+    INCOMING_PREFIX,
+    REPLACED_DIR,
+    SWAP_JOURNAL,
+    SWAP_LOCK,
+    SWAP_STAGING_PREFIX,
+    SWEEPS_DIR,
+    holds_model,
+    model_entries,
+)
 
-try:  # POSIX; elsewhere swaps are still atomic against kills, only not against each other.
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+log = logging.getLogger(__name__)
 
-JOURNAL = ".swap.json"
-LOCK_FILE = ".swap.lock"
-INCOMING_PREFIX = ".incoming-"
-STAGING_PREFIX = ".staging-"
-SWEEPS_DIR = "sweeps"
+JOURNAL = SWAP_JOURNAL
+LOCK_FILE = SWAP_LOCK
+STAGING_PREFIX = SWAP_STAGING_PREFIX
 
 # Entries of a model directory that are never part of the model: they never move and a new
 # model may not bring them.
-_RESERVED = (SWEEPS_DIR, REPLACED_DIR, JOURNAL, JOURNAL + ".tmp", LOCK_FILE)
+_RESERVED = (SWEEPS_DIR, REPLACED_DIR, JOURNAL, LOCK_FILE)
 
 # Test hook: called with a step number before each step of a swap or recovery, so that a test
 # can kill the process at every step. None in normal use.
@@ -72,65 +84,22 @@ def _step(what: str) -> None:
         step_hook(_steps, what)
 
 
-# --- locking -------------------------------------------------------------------------------
-
-_guard = threading.RLock()
-_held: dict[str, list[Any]] = {}
-
+# --- locking and the journal -----------------------------------------------------------
 
 @contextmanager
 def locked(model_dir: Path) -> Iterator[Path]:
     """Hold the model directory's swap lock (re-entrant within a process); create the dir."""
     model_dir = Path(model_dir).resolve()
-    key = str(model_dir)
-    with _guard:
-        entry = _held.get(key)
-        if entry is not None:
-            entry[1] += 1
-            try:
-                yield model_dir
-            finally:
-                entry[1] -= 1
-            return
-        model_dir.mkdir(parents=True, exist_ok=True)
-        handle = open(model_dir / LOCK_FILE, "a")  # held open across the yield: it is the lock
-        try:
-            if fcntl is not None:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            _held[key] = [handle, 1]
-            try:
-                yield model_dir
-            finally:
-                del _held[key]
-        finally:
-            handle.close()  # releases the flock
-
-
-# --- durable small writes ------------------------------------------------------------------
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some file systems refuse fsync on directories; renames are still atomic
-    finally:
-        os.close(fd)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    with io.locked(model_dir / LOCK_FILE):
+        yield model_dir
 
 
 def _write_journal(model_dir: Path, data: dict[str, Any]) -> None:
     """Replace the journal atomically: a reader sees the previous version or this one."""
-    tmp = model_dir / (JOURNAL + ".tmp")
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, indent=2)
-        fh.flush()
-        os.fsync(fh.fileno())
-    _step(f"install journal {data['state']}")
-    os.replace(tmp, model_dir / JOURNAL)
-    _fsync_dir(model_dir)
+    text = json.dumps(data, indent=2)
+    io.replace_atomically(model_dir / JOURNAL, lambda tmp: tmp.write_text(text),
+                          before_replace=lambda: _step(f"install journal {data['state']}"))
 
 
 def _read_journal(model_dir: Path) -> dict[str, Any] | None:
@@ -153,7 +122,7 @@ def _lexists(path: Path) -> bool:
 
 def _is_reserved(name: str) -> bool:
     return (name in _RESERVED or name.startswith(INCOMING_PREFIX)
-            or name.startswith(STAGING_PREFIX))
+            or name.startswith(STAGING_PREFIX) or is_temporary(name, JOURNAL))
 
 
 def _old_entries(model_dir: Path, new_names: list[str]) -> list[str]:
@@ -262,10 +231,10 @@ def _roll_forward(model_dir: Path, plan: dict[str, Any]) -> Path | None:
     if incoming.exists():
         _step("remove incoming dir")
         incoming.rmdir()
-    _fsync_dir(model_dir)
+    fsync_dir(model_dir)
     _step("remove journal")
     (model_dir / JOURNAL).unlink(missing_ok=True)
-    _fsync_dir(model_dir)
+    fsync_dir(model_dir)
     return backup
 
 
@@ -282,15 +251,16 @@ def _roll_back_staging(model_dir: Path, plan: dict[str, Any]) -> Path | None:
         return _commit(model_dir, plan["incoming"])
     _step("remove journal")
     (model_dir / JOURNAL).unlink(missing_ok=True)
-    _fsync_dir(model_dir)
+    fsync_dir(model_dir)
     return None
 
 
 def _recover_locked(model_dir: Path, keep: Path | None = None) -> Path | None:
     """Recovery proper; the caller holds the lock. ``keep``: a staging dir that is live."""
-    (model_dir / (JOURNAL + ".tmp")).unlink(missing_ok=True)
     for entry in os.scandir(model_dir):
-        if (entry.name.startswith(STAGING_PREFIX) and entry.is_dir(follow_symlinks=False)
+        if is_temporary(entry.name, JOURNAL):  # a journal write a kill interrupted
+            Path(entry.path).unlink(missing_ok=True)
+        elif (entry.name.startswith(STAGING_PREFIX) and entry.is_dir(follow_symlinks=False)
                 and Path(entry.path) != keep):
             shutil.rmtree(entry.path)  # a build killed before its swap began
     plan = _read_journal(model_dir)
@@ -306,7 +276,8 @@ def _needs_recovery(model_dir: Path) -> bool:
         names = os.listdir(model_dir)
     except (FileNotFoundError, NotADirectoryError):
         return False
-    return any(n in (JOURNAL, JOURNAL + ".tmp") or n.startswith(STAGING_PREFIX) for n in names)
+    return any(n == JOURNAL or is_temporary(n, JOURNAL) or n.startswith(STAGING_PREFIX)
+               for n in names)
 
 
 def recover(model_dir: Path) -> Path | None:
@@ -321,3 +292,40 @@ def recover(model_dir: Path) -> Path | None:
         return None
     with locked(model_dir):
         return _recover_locked(model_dir)
+
+
+# --- publishing a training ---------------------------------------------------------------
+
+def refuse_existing(model_dir: Path, overwrite: bool) -> None:
+    """Raise before any work when training would replace a model the user did not offer."""
+    recover(model_dir)  # an interrupted swap decides which model the directory holds
+    if holds_model(model_dir) and not overwrite:
+        raise ModelExistsError(
+            f"model_name: {model_dir} already holds a trained model; choose another "
+            "model_name or pass overwrite=true (the old model is kept under .replaced/)")
+
+
+def publish(staged: Path, model_dir: Path, overwrite: bool) -> Path | None:
+    """Move ``staged``'s contents into ``model_dir``; return where a replaced model went."""
+    staged, model_dir = Path(staged), Path(model_dir)
+    model_dir.parent.mkdir(parents=True, exist_ok=True)
+    with locked(model_dir):  # the check and the swap as one step against other publishers
+        refuse_existing(model_dir, overwrite)
+        kept = swap_in(model_dir, staged)
+    if kept is not None:
+        log.warning("replaced the model in %s; the old one is kept in %s", model_dir, kept)
+    return kept
+
+
+def discard_staging(staged: Path, staging_root: Path) -> None:
+    """Remove a staging directory left by a refused start, and parents it made empty."""
+    staged = Path(staged)
+    if staging_root not in staged.parents:
+        return
+    shutil.rmtree(staged, ignore_errors=True)
+    for parent in (staging_root, staging_root.parent, staging_root.parent.parent):
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+

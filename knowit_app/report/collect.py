@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,19 +20,22 @@ from typing import Any
 import yaml
 
 from knowit_app.errors import ConfigError
-from knowit_app.experiment.consolidate import as_number, read_sweep_config
 from knowit_app.experiment.io import replace_atomically
-from knowit_app.experiment.layout import (
-    ERROR_FILE,
-    LOGS_DIR,
-    MODEL_ARGS_FILE,
-    RESULT_FILE,
-    SWEEP_CONFIG_FILE,
+from knowit_app.experiment.layout import SWEEP_CONFIG_FILE, SWEEP_STATE_FILE
+from knowit_app.experiment.runs import (
+    STATE_ORDER,
+    Run,
+    has_sweep_config,
+    is_run_dir,
+    rank,
+    read_model_args,
+    read_run,
+    read_sweep_config,
+    sweep_metric,
 )
+from knowit_app.experiment.sweep_state import RunRecord, SweepState
 
-STATE_FILE = "sweep_state.json"
-SCORED_STATES = ("finished", "stopped")
-STATE_ORDER = ("finished", "stopped", "failed", "running", "pending", "crashed", "killed")
+RunRow = Run  # one run as the report shows it (the report's modules know it by this name)
 # Distributions W&B samples on a log scale: their axes are log axes too.
 LOG_DISTRIBUTIONS = ("log_uniform_values", "q_log_uniform_values", "inv_log_uniform_values",
                      "log_normal", "q_log_normal")
@@ -56,27 +58,6 @@ class ParamInfo:
 
 
 @dataclass
-class RunRow:
-    """One run as the report shows it."""
-
-    name: str
-    params: dict[str, Any]
-    state: str
-    score: float | None
-    epochs: int | None = None
-    fit_seconds: float | None = None
-    error: str | None = None
-    curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
-    rank: int | None = None
-
-    @property
-    def scored(self) -> bool:
-        """Whether the run competes for best: finished or stopped, with a finite score."""
-        return (self.state in SCORED_STATES and self.score is not None
-                and math.isfinite(self.score))
-
-
-@dataclass
 class SweepTable:
     """A sweep: its config and its runs (in the order they were started), ranked by score."""
 
@@ -86,7 +67,7 @@ class SweepTable:
     metric: str
     goal: str
     params: list[ParamInfo]
-    runs: list[RunRow]
+    runs: list[Run]
 
     @property
     def swept(self) -> list[ParamInfo]:
@@ -94,10 +75,10 @@ class SweepTable:
         return [p for p in self.params if p.swept]
 
     @property
-    def best(self) -> RunRow | None:
+    def best(self) -> Run | None:
         return next((r for r in self.runs if r.rank == 1), None)
 
-    def ranked(self) -> list[RunRow]:
+    def ranked(self) -> list[Run]:
         """Best run first; runs without a score follow in their original order."""
         scored = sorted((r for r in self.runs if r.rank is not None), key=lambda r: r.rank)
         return scored + [r for r in self.runs if r.rank is None]
@@ -109,83 +90,21 @@ class SweepTable:
         return {s: sum(r.state == s for r in self.runs) for s in states}
 
 
-# --------------------------------------------------------------------------- small readers
+# --------------------------------------------------------------------------- runs
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def read_records(sweep_dir: Path) -> list[dict[str, Any]]:
-    """The runs of ``sweep_state.json`` as plain dicts (via the locked reader); [] when absent."""
-    from knowit_app.sweeps.state import SweepState
-
-    if not (Path(sweep_dir) / STATE_FILE).is_file():
+def read_records(sweep_dir: Path) -> list[RunRecord]:
+    """The runs of ``sweep_state.json`` (via the locked reader); [] when absent."""
+    state = SweepState(sweep_dir)
+    if not state.exists():
         return []
     try:
-        return [r.to_dict() for r in SweepState(sweep_dir).records()]
+        return state.records()
     except (KeyError, ValueError, TypeError, OSError):
-        pass  # an odd or read-only state file: read what we can without the lock
-    try:
-        data = json.loads((Path(sweep_dir) / STATE_FILE).read_text())
-    except (OSError, ValueError):
-        return []
-    runs = data.get("runs") if isinstance(data, dict) else None
-    return [r for r in runs or [] if isinstance(r, dict) and "name" in r]
-
-
-def _version_number(path: Path) -> int:
-    digits = re.sub(r"\D", "", path.parent.name)
-    return int(digits) if digits else -1
-
-
-def read_curves(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    """Every metric of a run's ``metrics.csv`` as (epoch, value) pairs, one value per epoch.
-
-    Lightning's CSV logger writes train and valid values on separate rows of one epoch; the
-    last finite value of an epoch wins, and later ``version_*`` directories win over earlier.
-    """
-    per_metric: dict[str, dict[int, float]] = {}
-    paths = sorted(Path(run_dir).glob(f"{LOGS_DIR}/version_*/metrics.csv"), key=_version_number)
-    for path in paths:
-        try:
-            with open(path, newline="") as fh:
-                rows = list(csv.DictReader(fh))
-        except (OSError, csv.Error, UnicodeDecodeError):
-            continue
-        for index, row in enumerate(rows):
-            try:
-                epoch = int(float(row.get("epoch") or index))
-            except ValueError:
-                continue
-            for column, text in row.items():
-                if column in (None, "epoch", "step") or not text:
-                    continue
-                try:
-                    value = float(text)
-                except (TypeError, ValueError):
-                    continue
-                if math.isfinite(value):
-                    per_metric.setdefault(column, {})[epoch] = value
-    return {k: sorted(v.items()) for k, v in per_metric.items()}
-
-
-def _read_result(run_dir: Path) -> dict[str, Any]:
-    try:
-        data = json.loads((run_dir / RESULT_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _error_line(record_error: Any, run_dir: Path) -> str | None:
-    """The error's first line: the state's one-liner, else the traceback's last line."""
-    if record_error:
-        return str(record_error).strip().splitlines()[0] if str(record_error).strip() else None
-    try:
-        lines = (run_dir / ERROR_FILE).read_text().strip().splitlines()
-    except (OSError, UnicodeDecodeError):
-        return None
-    return lines[-1].strip() if lines else None
+        return state.read_unlocked()  # an odd or read-only state file: read what parses
 
 
 def _select(config: Any, key: str) -> Any:
@@ -200,57 +119,33 @@ def _select(config: Any, key: str) -> Any:
 def _params_from_args(run_dir: Path, keys: Iterable[str]) -> dict[str, Any]:
     """A run's swept values from its ``model_args.yaml``, for runs missing from the state."""
     try:
-        args = yaml.safe_load((run_dir / MODEL_ARGS_FILE).read_text()) or {}
+        args = read_model_args(run_dir) or {}
     except (OSError, yaml.YAMLError):
         return {}
     return {k: v for k in keys if (v := _select(args, k)) is not None}
 
 
-# --------------------------------------------------------------------------- runs
-
-def _row(sweep_dir: Path, record: dict[str, Any], metric: str) -> RunRow:
-    run_dir = sweep_dir / str(record["name"])
-    result = _read_result(run_dir)
-    state = str(record.get("state") or result.get("state") or "unknown")
-    score = as_number(record.get("score"))
-    if score is None and state in SCORED_STATES:
-        score = as_number(result.get("best_score"))
-    curves = read_curves(run_dir)
-    history = [v for v in record.get("history") or [] if _is_number(v) and math.isfinite(v)]
-    if metric not in curves and history:  # no metrics.csv: the state's per-epoch metric
-        curves[metric] = list(enumerate(float(v) for v in history))
-    epochs = as_number(result.get("epochs"))
-    if epochs is None or (epochs == 0 and curves):
-        seen = {e for points in curves.values() for e, _ in points}
-        epochs = float(max(seen) + 1) if seen else None
-    fit = as_number(result.get("fit_seconds"))
-    error = _error_line(record.get("error"), run_dir) if state not in SCORED_STATES else None
-    return RunRow(name=str(record["name"]), params=dict(record.get("params") or {}),
-                  state=state, score=score, epochs=int(epochs) if epochs is not None else None,
-                  fit_seconds=fit if fit else None, error=error, curves=curves)
+def _row(run_dir: Path, record: RunRecord | None, metric: str, keys: list[str]) -> Run:
+    """A run as the report shows it: its files, what the sweep state says, its curves."""
+    run = read_run(run_dir, record, curves=True)
+    if record is None:  # a run the state does not list (a lost state file)
+        run.params = _params_from_args(run_dir, keys)
+    history = [v for v in (record.history if record else []) if _is_number(v)
+               and math.isfinite(v)]
+    if metric not in run.curves and history:  # no metrics.csv: the state's per-epoch metric
+        run.curves[metric] = list(enumerate(float(v) for v in history))
+    if run.epochs is None or (run.epochs == 0 and run.curves):
+        seen = {e for points in run.curves.values() for e, _ in points}
+        run.epochs = max(seen) + 1 if seen else None
+    run.fit_seconds = run.fit_seconds or None  # 0: nothing was fitted
+    return run
 
 
-def _orphans(sweep_dir: Path, known: set[str], keys: list[str]) -> list[dict[str, Any]]:
-    """Run directories the state does not list (a lost state file): read from their files."""
-    out = []
-    for path in sorted(Path(sweep_dir).iterdir()):
-        if (path.name in known or path.name.startswith(".") or not path.is_dir()
-                or not ((path / RESULT_FILE).exists() or (path / MODEL_ARGS_FILE).exists())):
-            continue
-        result = _read_result(path)
-        state = str(result.get("state") or ("failed" if (path / ERROR_FILE).exists()
-                                            else "unknown"))
-        out.append({"name": path.name, "params": _params_from_args(path, keys),
-                    "state": state, "score": result.get("best_score")})
-    return out
-
-
-def _rank(runs: list[RunRow], goal: str) -> None:
-    sign = 1.0 if goal == "minimize" else -1.0
-    scored = sorted((r for r in runs if r.scored), key=lambda r: (sign * float(r.score or 0),
-                                                                  r.name))
-    for position, run in enumerate(scored, start=1):
-        run.rank = position
+def _orphans(sweep_dir: Path, known: set[str]) -> list[Path]:
+    """Run directories the state does not list (a lost state file)."""
+    return [path for path in sorted(Path(sweep_dir).iterdir())
+            if path.name not in known and not path.name.startswith(".") and path.is_dir()
+            and is_run_dir(set(p.name for p in path.iterdir()))]
 
 
 # --------------------------------------------------------------------------- parameters
@@ -312,22 +207,24 @@ def collect_sweep(sweep_dir: Path) -> SweepTable:
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise ConfigError("sweep", f"no sweep directory {sweep_dir}")
-    if not (sweep_dir / SWEEP_CONFIG_FILE).is_file() and not (sweep_dir / STATE_FILE).is_file():
+    if not has_sweep_config(sweep_dir) and not SweepState(sweep_dir).exists():
         raise ConfigError("sweep", f"{sweep_dir} is not a sweep directory: it has neither "
-                                   f"{SWEEP_CONFIG_FILE} nor {STATE_FILE}")
+                                   f"{SWEEP_CONFIG_FILE} nor {SWEEP_STATE_FILE}")
     config = read_sweep_config(sweep_dir)
-    metric_cfg = config.get("metric") if isinstance(config.get("metric"), dict) else {}
-    metric = str(metric_cfg.get("name") or "valid_loss")
-    goal = "maximize" if str(metric_cfg.get("goal", "")).startswith("max") else "minimize"
+    name, goal = sweep_metric(config)
+    metric, goal = name or "valid_loss", goal or "minimize"
     specs = config.get("parameters") if isinstance(config.get("parameters"), dict) else {}
 
     records = read_records(sweep_dir)
     keys = list(specs)
     for record in records:
-        keys += [k for k in record.get("params") or {} if k not in keys]
-    records += _orphans(sweep_dir, {str(r["name"]) for r in records}, keys)
-    runs = [_row(sweep_dir, record, metric) for record in records]
-    _rank(runs, goal)
+        keys += [k for k in record.params if k not in keys]
+    runs = [_row(sweep_dir / record.name, record, metric, keys) for record in records]
+    runs += [_row(path, None, metric, keys)
+             for path in _orphans(sweep_dir, {r.name for r in records})]
+    scored = [r for r in rank(runs, goal, lambda r: r.scored) if r.scored]
+    for position, run in enumerate(scored, start=1):
+        run.rank = position
 
     labels = short_labels(keys)
     params = [classify(k, specs.get(k), [r.params.get(k) for r in runs if k in r.params],

@@ -12,16 +12,17 @@ import socket
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from knowit_app.errors import ConfigError
 from knowit_app.sweeps.engine import LocalEngine, RunRecord
 from knowit_app.sweeps.naming import override_value
 from knowit_app.sweeps.spec import SweepSpec
 
-log = logging.getLogger("knowit_app.sweep")
+if TYPE_CHECKING:
+    from hydra_plugins.knowit_wandb_sweeper.config import WandbSweeperConf
 
-DEFAULT_PROJECT = "knowit-app"
+log = logging.getLogger("knowit_app.sweep")
 
 
 class Controller(Protocol):
@@ -46,7 +47,10 @@ class LocalController:
 
     def propose(self, history: Sequence[RunRecord]) -> tuple[dict[str, Any], list[str]] | None:
         params = self.engine.propose(history)
-        return None if params is None else (params, [])
+        if params is None:
+            log.info("the search is over: %s", self.engine.done_reason(history))
+            return None
+        return params, []
 
     def tell(self, record: RunRecord, update: dict[str, Any]) -> None:
         """The engine reads results from the state file; nothing to push."""
@@ -66,7 +70,13 @@ class ServerApi(Protocol):
 
 
 class WandbServerApi:
-    """:class:`ServerApi` over wandb's own client (needs a W&B server and an API key)."""
+    """:class:`ServerApi` over wandb's own client (needs a W&B server and an API key).
+
+    The only module that calls W&B's private API: ``wandb.apis.public.sweeps._upsert_sweep``,
+    ``_register_agent`` and ``_agent_heartbeat``. wandb 0.31 has no public equivalent that
+    works without ``wandb.agent`` (which runs trials in threads and owns the process); these are
+    the calls ``wandb.sweep`` and the agent make themselves.
+    """
 
     def __init__(self) -> None:
         import wandb
@@ -157,16 +167,17 @@ def has_wandb_credentials() -> bool:
     return any("wandb" in host for host in hosts)
 
 
-def make_controller(spec: SweepSpec, options: dict[str, Any], sweep_dir: Path) -> Controller:
+def make_controller(spec: SweepSpec, options: WandbSweeperConf, sweep_dir: Path) -> Controller:
     """Pick the controller for ``hydra.sweeper.mode`` (auto: online with credentials)."""
-    mode = options.get("mode", "auto")
-    project = options.get("project") or DEFAULT_PROJECT
+    from knowit_app.training.wandb_run import DEFAULT_PROJECT
+
+    mode = options.mode
+    project = options.project or DEFAULT_PROJECT
     if mode == "auto":
-        mode = "online" if has_wandb_credentials() or options.get("sweep_id") else "offline"
+        mode = "online" if has_wandb_credentials() or options.sweep_id else "offline"
     if mode == "offline":
-        if options.get("sweep_id"):
+        if options.sweep_id:
             raise ConfigError("hydra.sweeper.sweep_id", "continuing a W&B server sweep needs "
                               "mode=online (or auto with W&B credentials)")
-        return LocalController(spec, int(options.get("seed", 0)), project)
-    return ServerController(spec, project, options.get("entity"), options.get("sweep_id"),
-                            server_api())
+        return LocalController(spec, int(options.seed), project)
+    return ServerController(spec, project, options.entity, options.sweep_id, server_api())

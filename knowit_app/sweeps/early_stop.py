@@ -9,24 +9,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 import lightning as L
-import yaml
+from omegaconf import DictConfig
 
-from knowit_app.experiment.layout import SWEEP_CONFIG_FILE
-from knowit_app.sweeps.engine import LocalEngine, RunRecord
-from knowit_app.sweeps.spec import SweepSpec
-from knowit_app.sweeps.state import SweepState
-
-
-def spec_from_record(raw: dict[str, Any]) -> SweepSpec:
-    """Rebuild a (validated before) sweep spec from ``sweep_config.yaml``."""
-    metric = raw.get("metric") or {}
-    return SweepSpec(name=raw["name"], method=raw["method"], metric_name=metric["name"],
-                     goal=metric.get("goal", "minimize"), target=metric.get("target"),
-                     parameters=raw["parameters"], run_cap=raw.get("run_cap"),
-                     early_terminate=raw.get("early_terminate"), raw=raw)
+from knowit_app.experiment.runs import RunState, read_sweep_config
+from knowit_app.experiment.sweep_state import RunRecord, SweepState
+from knowit_app.sweeps.engine import LocalEngine
+from knowit_app.sweeps.spec import SweepSpec, load_spec
 
 
 class HyperbandStopper(L.Callback):
@@ -40,15 +30,18 @@ class HyperbandStopper(L.Callback):
         self.stopped = False
 
     @classmethod
-    def for_run(cls, run_dir: Path) -> HyperbandStopper | None:
-        """A stopper if the run's sweep asks for early termination, else None."""
-        record = Path(run_dir).parent / SWEEP_CONFIG_FILE
-        if not record.exists():
-            return None
-        raw = yaml.safe_load(record.read_text()) or {}
+    def for_run(cls, run_dir: Path, cfg: DictConfig) -> HyperbandStopper | None:
+        """A stopper if the run's sweep asks for early termination, else None.
+
+        The sweep's recorded config is loaded by the same loader that checked it, against this
+        run's config.
+        """
+        sweep_dir = Path(run_dir).parent
+        raw = read_sweep_config(sweep_dir)
         if not raw.get("early_terminate"):
             return None
-        return cls(Path(run_dir).parent, Path(run_dir).name, spec_from_record(raw))
+        spec = load_spec(raw, cfg, default_name=str(raw.get("name") or sweep_dir.name))
+        return cls(sweep_dir, Path(run_dir).name, spec)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         value = trainer.callback_metrics.get(self.spec.metric_name)
@@ -58,7 +51,7 @@ class HyperbandStopper(L.Callback):
         records = SweepState(self.sweep_dir).records()
         others = [r for r in records if r.name != self.run_name]
         params = next((r.params for r in records if r.name == self.run_name), {})
-        current = RunRecord(name=self.run_name, params=params, state="running", score=None,
+        current = RunRecord(name=self.run_name, params=params, state=RunState.RUNNING, score=None,
                             history=list(self.history), overrides=[], started=None,
                             ended=None, error=None)
         if LocalEngine(self.spec, 0).should_stop_early(others, current):

@@ -22,56 +22,19 @@ import math
 import random
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
+from knowit_app.experiment.runs import SWEEP_STATES, RunState
+from knowit_app.experiment.sweep_state import RunRecord
 from knowit_app.sweeps.spec import SweepSpec, distribution_of, to_plain
 
-STATES = ("pending", "running", "finished", "failed", "stopped", "crashed", "killed")
+__all__ = ["LocalEngine", "RunRecord", "as_record"]
+
 # Our run states -> W&B's. A run stopped early by hyperband is "killed" in W&B's terms: bayes
 # then scores it by ``metric.impute`` (default: the worst score seen).
-_WANDB_STATE = {"pending": "pending", "running": "running", "finished": "finished",
-                "failed": "failed", "stopped": "killed", "crashed": "crashed",
-                "killed": "killed"}
-
-
-@dataclass
-class RunRecord:
-    """One run of a sweep, as the controller and the sweep's state file know it.
-
-    ``history`` holds the sweep metric per epoch; ``score`` is the run's final score (the best
-    checkpoint's monitored value), None until there is one.
-    """
-
-    name: str
-    params: dict[str, Any]
-    state: str = "pending"
-    score: float | None = None
-    history: list[float] = field(default_factory=list)
-    overrides: list[str] = field(default_factory=list)
-    started: float | None = None
-    ended: float | None = None
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe (plain Python values; NaN stays a float, which ``json`` writes as NaN)."""
-        return to_plain(asdict(self))
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RunRecord:
-        """Read what :meth:`to_dict` wrote; keys it does not know are ignored."""
-        missing = [k for k in ("name", "params") if k not in data]
-        if missing:
-            raise ValueError(f"a run record needs {' and '.join(missing)}; got keys "
-                             f"{sorted(data)}")
-        known = {f.name for f in fields(cls)}
-        values = {k: copy.deepcopy(v) for k, v in data.items() if k in known}
-        values["params"] = dict(values["params"])
-        values["history"] = list(values.get("history") or [])
-        values["overrides"] = list(values.get("overrides") or [])
-        return cls(**values)
+_WANDB_STATE = {s: ("killed" if s == RunState.STOPPED else s.value) for s in SWEEP_STATES}
 
 
 RunRecordLike = RunRecord | Mapping[str, Any] | Any
@@ -207,7 +170,7 @@ class LocalEngine:
             config = {}
         if record.state not in _WANDB_STATE:
             raise ValueError(f"run {record.name}: unknown state {record.state!r}; states: "
-                             f"{', '.join(STATES)}")
+                             f"{', '.join(SWEEP_STATES)}")
         metric = self.spec.metric_name
         summary = {} if record.score is None else {metric: float(record.score)}
         return sweeps.SweepRun(

@@ -16,19 +16,24 @@ import logging
 import os
 import shutil
 import time
-import traceback
 from pathlib import Path
 
 from omegaconf import DictConfig
 
-from knowit_app.experiment.layout import ERROR_FILE
-from knowit_app.training.result import RunResult
+from knowit_app.experiment.runs import (
+    SCORED_STATES,
+    RunResult,
+    RunState,
+    failed_result,
+    write_error,
+)
 
 log = logging.getLogger("knowit_app.sweep")
 
 
-def run_sweep_job(cfg: DictConfig, run_dir: Path) -> float | None:
-    """Train one sweep run into ``run_dir``; return its best score (what the sweep optimises)."""
+def run_sweep_job(cfg: DictConfig, run_dir: Path) -> RunResult:
+    """Train one sweep run into ``run_dir``; return its result (the sweeper's score and state).
+    """
     from knowit_app.sweeps.early_stop import HyperbandStopper
     from knowit_app.training.run import plan_training
     from knowit_app.training.wandb_run import fit_tracked
@@ -37,16 +42,16 @@ def run_sweep_job(cfg: DictConfig, run_dir: Path) -> float | None:
     started = time.time()
     earlier = finished_before_requeue(run_dir)
     if earlier is not None:
-        return earlier.best_score
+        return earlier
     try:
         plan = plan_training(cfg)
-        stopper = HyperbandStopper.for_run(run_dir)
+        stopper = HyperbandStopper.for_run(run_dir, cfg)
         result = fit_tracked(plan, run_dir, run_dir.name,
                              callbacks=[stopper] if stopper is not None else [])
         if stopper is not None and stopper.stopped:
-            result.state = "stopped"
+            result.state = RunState.STOPPED
             result.write(run_dir)
-        return result.best_score
+        return result
     except Exception as exc:  # Ctrl-C or a kill is no failure: the run is rerun on resume
         interrupt = interrupted_by(exc)
         if interrupt is not None:
@@ -84,7 +89,7 @@ def finished_before_requeue(run_dir: Path) -> RunResult | None:
         result = RunResult.read(run_dir)
     except (OSError, ValueError, TypeError):
         return None
-    if result.state not in ("finished", "stopped"):
+    if result.state not in SCORED_STATES:
         return None
     shutil.rmtree(run_dir / RESUME_DIR, ignore_errors=True)
     log.info("run %s had finished before this job was requeued: not training it again",
@@ -94,8 +99,5 @@ def finished_before_requeue(run_dir: Path) -> RunResult | None:
 
 def record_failure(run_dir: Path, exc: BaseException, started: float) -> None:
     """Keep the traceback and a ``failed`` result in the run dir."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / ERROR_FILE).write_text(
-        "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
-    RunResult(state="failed", monitor="", mode="", best_score=None, best_checkpoint=None,
-              epochs=0, fit_seconds=0.0, started=started, ended=time.time()).write(run_dir)
+    write_error(run_dir, exc)
+    failed_result(started, time.time()).write(run_dir)
