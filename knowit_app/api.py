@@ -270,3 +270,20 @@ class KnowIt:
 
         return write_predictions(find_model_dir(self.exp_dir, model_name, sweep_name, run_name),
                                  split)
+
+    def interpret_model(self, model_name: str, kwargs: Mapping[str, Any],
+                        sweep_name: str | None = None, run_name: str | None = None) -> Any:
+        """KnowIt's ``interpret_model``: ``kwargs={'interpreter': {'interpretation_method':
+        ..., 'interpretation_set': 'valid', 'selection': 'random', 'size': 100,
+        'multiply_by_inputs': True, 'seed': 123, 'rescale_inputs': True}}`` (defaults shown).
+
+        Writes ``interpretations/<Method>-<set>-<selection>-<size>-<multiply>-<seed>.npz`` and
+        ``.json`` and the pictures in ``visualizations/``; returns knowit_app.interpret's result.
+        """
+        from knowit_app.evaluation.forward import find_model_dir
+        from knowit_app.interpret.options import from_knowit_kwargs
+        from knowit_app.interpret.run import interpret_model
+
+        options = from_knowit_kwargs(kwargs)
+        return interpret_model(find_model_dir(self.exp_dir, model_name, sweep_name, run_name),
+                               options)

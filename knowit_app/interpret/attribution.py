@@ -9,6 +9,7 @@ seeded sample of training windows. Works for every architecture of the registry 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -93,8 +94,10 @@ def attribute(network: nn.Module, inputs: torch.Tensor, baselines: torch.Tensor,
         for t, target in enumerate(targets):
             kwargs = {"internal_batch_size": len(x) * IG_STEPS} if (
                 method == "IntegratedGradients") else {}
-            attr, d = explainer.attribute(x, baselines=base, target=target,
-                                          return_convergence_delta=True, **kwargs)
+            with warnings.catch_warnings():  # Captum's note that it hooks activations
+                warnings.filterwarnings("ignore", message="Setting forward, backward hooks")
+                attr, d = explainer.attribute(x, baselines=base, target=target,
+                                              return_convergence_delta=True, **kwargs)
             values[start:start + len(x), t] = attr.detach().numpy()
             d = d.detach().to(torch.float64).reshape(len(x), -1).mean(dim=1)
             delta[start:start + len(x), t] = d.numpy()

@@ -6,6 +6,8 @@ strings, datetime64), ``json.load`` the sidecar. The arrays:
 - ``attributions``: float32, axes named in the sidecar's ``axes`` (regression: point, out_step,
   out_component, in_step, in_component; classification: point, class, in_step, in_component);
 - ``inputs``: (point, in_step, in_component), in original units when ``inputs_units`` says so;
+- ``baselines``: (baseline, in_step, in_component) on the network's (scaled) inputs: the one
+  mean training window of DeepLift/IG, or DeepLiftShap's sample of training windows;
 - ``predictions``/``targets``: regression (point, out_step, out_component) in original units;
   classification (point,) class labels, with ``probabilities`` (point, class);
 - ``convergence_delta``: (point, outputs...) as Captum reports it (for DeepLiftShap the mean

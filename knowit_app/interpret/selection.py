@@ -26,7 +26,7 @@ def contiguous_blocks(rows: np.ndarray, slice_start: np.ndarray) -> list[np.ndar
 
 
 def select_points(rows: np.ndarray, slice_start: np.ndarray, selection: str, size: int,
-                  seed: int, errors: np.ndarray | None = None, set_name: str = "set",
+                  seed: int, errors: np.ndarray | None = None, set_name: str = "chosen",
                   ) -> np.ndarray:
     """Positions (into ``rows``) of the points to interpret, in time order.
 

@@ -21,14 +21,19 @@ class ConsolidateSweep(Callback):
     the sweep's offline report (``<sweep>/report/``).
 
     ``report=false`` skips the report; ``evaluate=true`` also scores the consolidated model on
-    train, valid and eval (``lightning_logs/evaluation/metrics.csv``), as ``knowit-app-eval``.
+    train, valid and eval (``lightning_logs/evaluation/metrics.csv``), as ``knowit-app-eval``;
+    ``interpret=<method>`` also interprets it with KnowIt's defaults (knowit_app.interpret).
     """
 
     def __init__(self, enabled: bool = True, report: bool = True,
-                 evaluate: bool = False) -> None:
+                 evaluate: bool = False, interpret: str | None = None) -> None:
+        from knowit_app.interpret.options import check_method
+
         self.enabled = enabled
         self.report = report
         self.evaluate = evaluate
+        self.interpret = (check_method(interpret, "hydra.callbacks.consolidate.interpret")
+                          if interpret else None)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from knowit_app.experiment.layout import SWEEP_CONFIG_FILE
@@ -59,6 +64,10 @@ class ConsolidateSweep(Callback):
                         result.replaced)
         if self.evaluate:
             evaluate_safely(result.model_dir)
+        if self.interpret:
+            from knowit_app.interpret.after_sweep import interpret_safely
+
+            interpret_safely(result.model_dir, self.interpret)
 
 
 def write_report_safely(sweep_dir: Path) -> Path | None:
