@@ -198,3 +198,16 @@ def test_console_script_is_light_and_fails_in_one_line(tmp_path):
     assert proc.stdout.strip() == "[]"
     assert proc.stderr.startswith("error: model_name: no model 'nope'")
     assert proc.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--model-name", "nope"], "error: model_name: no model 'nope'"),
+    (["model=nope"], "error: model_name: no model 'nope'"),  # KnowIt's spelling
+    (["model_name=a", "--model-name", "b"], "error: model_name: given twice"),
+    (["model_name=a", "colour=red"], "error: colour: unknown argument 'colour=red'"),
+    (["sets=eval"], "error: model_name: missing"),
+])
+def test_key_value_words_and_options_are_one_syntax(tmp_path, capsys, argv, expected):
+    assert eval_main([f"--exp-dir={tmp_path}", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(expected) and err.count("\n") == 1, err
