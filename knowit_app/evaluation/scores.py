@@ -27,7 +27,7 @@ from knowit_app.data.splits import SPLIT_NAMES
 from knowit_app.errors import ConfigError
 from knowit_app.evaluation.forward import load_model, split_outputs, to_original
 from knowit_app.experiment.io import replace_atomically
-from knowit_app.experiment.layout import LOGS_DIR
+from knowit_app.experiment.layout import LOGS_DIR, METRICS_FILE
 
 if TYPE_CHECKING:
     import torch
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from knowit_app.evaluation.trained_model import TrainedModel
 
 EVALUATION_DIR = "evaluation"
-METRICS_FILE = "metrics.csv"
 SCALED_SUFFIX = "_scaled"
 
 

@@ -164,11 +164,13 @@ def short_labels(keys: list[str]) -> dict[str, str]:
 
 def classify(key: str, spec: dict[str, Any] | None, observed: list[Any],
              label: str | None = None) -> ParamInfo:
-    """Numeric or categorical, log or linear, from the parameter's spec and its values."""
-    from knowit_app.sweeps.spec import distribution_of
+    """Numeric or categorical, log or linear, from the parameter's spec and its values.
 
+    Only two facts of W&B's parameter schema matter here: a named (log) distribution, and a
+    single ``value`` (a constant, not swept).
+    """
     spec = spec if isinstance(spec, dict) else {}
-    dist = distribution_of(spec) if spec else ""
+    dist = str(spec.get("distribution") or ("constant" if "value" in spec else ""))
     listed = list(spec["values"]) if isinstance(spec.get("values"), list) else []
     if "value" in spec:
         listed = [spec["value"]]

@@ -1,22 +1,20 @@
 """The two text tables of a sweep: the consolidation ranking and the sweeper's best runs.
 
 Both read runs through :mod:`knowit_app.experiment.runs` and rank them with its one ranking;
-only the layout is decided here (``tabulate``, no number reformatting).
+the layout is the commands' one table (:func:`knowit_app.cli.table.format_table`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tabulate import tabulate
-
+from knowit_app.cli.table import format_table as _format
 from knowit_app.experiment.runs import Run, RunState, qualifies, rank
 from knowit_app.experiment.sweep_state import RunRecord
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: Sequence[str]) -> str:
-    return tabulate(rows, headers=list(headers), tablefmt="plain", disable_numparse=True,
-                    colalign=list(align))
+    return _format(headers, rows, align=align, rule=False)
 
 
 def format_table(rows: list[Run], limit: int = 10) -> str:
@@ -38,7 +36,7 @@ def format_table(rows: list[Run], limit: int = 10) -> str:
     summary = f"{promotable} of {len(rows)} runs can be promoted"
     if len(rows) > limit:
         summary = f"... {len(rows) - limit} more; " + summary
-    return "\n".join([*(line.rstrip() for line in text.splitlines()), summary])
+    return "\n".join([text, summary])
 
 
 def format_best(name: str, metric: str, goal: str, records: list[RunRecord],
@@ -53,4 +51,4 @@ def format_best(name: str, metric: str, goal: str, records: list[RunRecord],
         return head
     rows = [(r.name, f"{r.score:.5g}", str(r.state), str(len(r.history))) for r in best]
     table = _table(("run", metric, "state", "epochs"), rows, ("left", "right", "left", "right"))
-    return "\n".join([head, *("  " + line.rstrip() for line in table.splitlines())])
+    return "\n".join([head, *("  " + line for line in table.splitlines())])
