@@ -96,6 +96,14 @@ class PreparedData:
     def split_sizes(self) -> dict[str, int]:
         return {name: int(len(self.points[name])) for name in SPLIT_NAMES}
 
+    def class_counts(self) -> dict[int, int] | None:
+        """KnowIt's ``class_counts``: rows of each class id in the whole dataset."""
+        if self.class_set is None:
+            return None
+        y = self.y.numpy()
+        counts = np.bincount(y[y >= 0], minlength=len(self.class_set))
+        return {i: int(n) for i, n in enumerate(counts)}
+
     @property
     def class_count(self) -> int | None:
         return None if self.class_set is None else len(self.class_set)
@@ -112,18 +120,37 @@ class PreparedData:
             "in_shape": [int(v) for v in self.in_shape],
             "out_shape": [int(v) for v in self.out_shape],
             "split_sizes": self.split_sizes(),
+            # KnowIt's names for the same facts (its tools read these).
+            **{f"{name}_size": n for name, n in self.split_sizes().items()},
             "class_set": None if self.class_set is None else list(self.class_set),
             "class_count": self.class_count,
+            "class_counts": self.class_counts(),
             "in_scaler": None if self.in_scaler is None else self.in_scaler.to_dict(),
             "out_scaler": None if self.out_scaler is None else self.out_scaler.to_dict(),
             "padding_method": self.padding_method,
         }
 
 
+# KnowIt data kwargs with no counterpart here: accepted (model_args.yaml and a KnowIt user's
+# dicts carry them) at the value that means what we do, refused at any other.
+KNOWIT_ONLY_KEYS: dict[str, tuple[Any, ...]] = {
+    "task": ("regression", "classification", None),
+    "batch_sampling_mode": ("independent", None),
+    "slide_stride": (1, None),
+    "variable_sequence_length_limit": (None,),
+}
+
+
 def _as_plain(data_cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The config as a plain dict over DataConfig's defaults; unknown keys are errors."""
     if isinstance(data_cfg, DictConfig):
         data_cfg = OmegaConf.to_container(data_cfg, resolve=True)
+    data_cfg = dict(data_cfg)
+    for key, allowed in KNOWIT_ONLY_KEYS.items():
+        if key in data_cfg and data_cfg.pop(key) not in allowed:
+            raise ConfigError(
+                f"data.{key}", f"only {', '.join(map(str, allowed))} is supported here"
+            )
     cfg = dataclasses.asdict(DataConfig())
     unknown = sorted(set(data_cfg) - set(cfg))
     if unknown:
