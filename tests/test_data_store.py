@@ -118,7 +118,10 @@ def test_save_replaces_or_refuses_an_existing_directory(tmp_path):
     assert_same(read_dataset(target), a)
     save_dataset(b, target)
     assert_same(read_dataset(target), b)
-    assert os.listdir(tmp_path) == ["d"]
+    # the replaced copy is kept (never deleted) under .replaced/<time>/d, nothing else is left
+    assert sorted(os.listdir(tmp_path)) == [".replaced", "d"]
+    (kept,) = (tmp_path / ".replaced").glob("*/d")
+    assert_same(read_dataset(kept), a)
 
 
 def test_unknown_dataset_lists_builtins_and_imports(tmp_path):

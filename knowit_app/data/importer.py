@@ -18,8 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,15 @@ import numpy as np
 import pandas as pd
 
 from knowit_app.data.dataset import RawDataset
-from knowit_app.data.nans import Rows, check_nan_options, fill_nans, nan_columns, split_at_nans
+from knowit_app.data.nans import (
+    Rows,
+    check_nan_options,
+    fill_nans,
+    nan_columns,
+    refuse_all_nan,
+    split_at_nans,
+)
+from knowit_app.data.notes import note_left_out, note_unsorted
 from knowit_app.data.readers import instance_label, read_table, row_times, time_delta_ns
 from knowit_app.data.store import (
     META_FILE,
@@ -47,30 +54,6 @@ log = logging.getLogger("knowit_app")
 INSTANCE_COLUMN = "instance"
 SPLIT_COLUMN = "split"
 _META_KEYS = ("name", "components", "time_delta", "instances")
-
-
-class _Notes(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
-@contextmanager
-def collect_notes() -> Iterator[list[str]]:
-    """The warnings an import logs (rows sorted, columns left out, a dataset replaced), as
-    lines, instead of on stderr: ``knowit-app-import`` prints them under its summary."""
-    notes = _Notes()
-    propagate = log.propagate
-    log.addHandler(notes)
-    log.propagate = False
-    try:
-        yield notes.lines
-    finally:
-        log.removeHandler(notes)
-        log.propagate = propagate
 
 
 def import_dataset(
@@ -244,7 +227,7 @@ def frame_to_dataset(
     comp_names, values = _components(frame, components, reserved)
     split = _split_labels(frame[split_column]) if split_column else None
 
-    _note_unsorted(times, inst_codes, name)
+    note_unsorted(times, inst_codes, name)
     order = np.lexsort((times, inst_codes))  # stable: the first of repeated times comes first
     times, inst_codes, values = times[order], inst_codes[order], values[order]
     split = split[order] if split is not None else None
@@ -291,35 +274,6 @@ def frame_to_dataset(
     )
 
 
-def _note_unsorted(times: np.ndarray, inst: np.ndarray, name: str) -> None:
-    """Say when rows step back in time within an instance: they are sorted, as in KnowIt."""
-    by_inst = np.argsort(inst, kind="stable")
-    back = (np.diff(times[by_inst]) < 0) & (inst[by_inst][1:] == inst[by_inst][:-1])
-    if back.any():
-        row = int(by_inst[1:][back][0])
-        log.warning("dataset %r: times are not in ascending order (%d rows step back in time, "
-                    "the first in row %d); rows were sorted by time", name, int(back.sum()), row)
-
-
-def _note_left_out(columns: list[Any], frame: pd.DataFrame) -> None:
-    """Say which columns are not components because they hold text; a mostly numeric one
-    (a typo in a number) is named with its first text cell."""
-    plain = []
-    for c in columns:
-        col = frame[c]
-        num = pd.to_numeric(col, errors="coerce")
-        text = col.notna() & num.isna()
-        if num.notna().sum() > text.sum():
-            row = int(np.flatnonzero(text.to_numpy())[0])
-            log.warning("column %r is left out: it is mostly numbers but row %d holds %r; fix "
-                        "it, or name the components to have it refused", str(c), row,
-                        col.iloc[row])
-        else:
-            plain.append(str(c))
-    if plain:
-        log.warning("columns left out (not numeric): %s", ", ".join(plain))
-
-
 def _split_labels(col: pd.Series) -> np.ndarray:
     """KnowIt's split tags per row: 0, 1, 2, or NaN (in no set, stored as -1)."""
     num = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
@@ -359,7 +313,7 @@ def _components(
     if components is None:
         chosen = [c for c in frame.columns if c not in reserved
                   and (pd.api.types.is_numeric_dtype(frame[c].dtype))]
-        _note_left_out([c for c in frame.columns if c not in reserved and c not in chosen],
+        note_left_out([c for c in frame.columns if c not in reserved and c not in chosen],
                        frame)
         if not chosen:
             raise ConfigError(
@@ -401,8 +355,5 @@ def _components(
         raise ConfigError(
             "components", f"column {names[k]!r} is infinite in row {r}; use NaN for missing values"
         )
-    empty = np.isnan(values).all(axis=0)
-    if empty.any():
-        raise ConfigError("components", f"column {names[int(np.argmax(empty))]!r} is all NaN; "
-                          "KnowIt refuses all-NaN components")
+    refuse_all_nan(names, values)
     return names, values

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from knowit_app.data.dataset import RawDataset
+from knowit_app.data.nans import refuse_all_nan
 from knowit_app.data.readers import instance_label, safe_load_pickle
 from knowit_app.errors import ConfigError
 
@@ -74,6 +75,7 @@ def read_knowit_dataset(source: str | Path, name: str, new_name: str | None = No
     order = np.lexsort((times, slc, inst))
     inst, slc, times = inst[order], slc[order], times[order]
     values = frame[components].to_numpy(dtype=np.float64)[order]
+    refuse_all_nan(components, values, "knowit_dataset")
     new = np.ones(len(order), dtype=bool)
     new[1:] = (inst[1:] != inst[:-1]) | (slc[1:] != slc[:-1])
     starts = np.flatnonzero(new).astype(np.int64)

@@ -25,6 +25,31 @@ INTERPOLATION_METHODS = ("linear", "time", "index", "values", "pad", "nearest", 
                          "piecewise_polynomial", "pchip", "akima", "cubicspline",
                          "from_derivatives")
 
+
+def refuse_all_nan(names: Sequence[str], values: np.ndarray, key: str = "components") -> None:
+    """An all-NaN component is refused (KnowIt refuses it too): it could never be a window."""
+    empty = np.isnan(values).all(axis=0) if len(values) else np.zeros(len(names), dtype=bool)
+    if empty.any():
+        raise ConfigError(key, f"column {names[int(np.argmax(empty))]!r} is all NaN; KnowIt "
+                          "refuses all-NaN components")
+
+
+def nan_leaves_no_points(values: np.ndarray, components: Sequence[str], in_idx: np.ndarray,
+                         out_idx: np.ndarray, dataset: str) -> ConfigError:
+    """The error when windows fit in the slices but a NaN spoils every one: it names the
+    components holding NaNs (most first) instead of blaming the chunks."""
+    used = [int(i) for i in dict.fromkeys([*np.asarray(out_idx).tolist(),
+                                           *np.asarray(in_idx).tolist()])]
+    share = {i: float(np.isnan(values[:, i]).mean()) for i in used}
+    blamed = sorted((i for i in used if share[i] > 0), key=lambda i: -share[i])
+    key = "data.out_components" if blamed and blamed[0] in set(np.asarray(out_idx).tolist()) \
+        else "data.in_components"
+    listed = ", ".join(f"{components[i]} ({share[i]:.0%} of rows NaN)" for i in blamed)
+    return ConfigError(key, f"no prediction points in dataset {dataset!r}: a NaN lies in every "
+                       f"window, from {listed}; leave the component out, or re-import the data "
+                       "with base_nan_filler ('split' or an interpolation method)")
+
+
 def check_nan_options(filler: Any, comps: Any) -> None:
     if filler is not None and filler != "split" and filler not in INTERPOLATION_METHODS:
         raise ConfigError("base_nan_filler", f"unknown value {filler!r}; allowed: None, 'split' "

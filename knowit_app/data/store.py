@@ -10,12 +10,15 @@ itself (:mod:`knowit_app.data.bundled`) and never copied anywhere.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import re
 import shutil
 import tempfile
+import time
 import zipfile
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,7 @@ META_FILE = "meta.json"
 ARRAYS_FILE = "arrays.npz"
 _ARRAY_KEYS = ("values", "times", "slice_starts", "slice_ends", "slice_instance")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+REPLACED_DIR = ".replaced"  # custom_datasets/.replaced/<time>/<name>: datasets an import replaced
 
 
 def builtin_names() -> list[str]:
@@ -40,6 +44,27 @@ def builtin_names() -> list[str]:
 def custom_datasets_dir(exp_dir: str | Path) -> Path:
     """Imported datasets belong to an experiment directory, next to the models trained on them."""
     return Path(exp_dir) / "custom_datasets"
+
+
+def fingerprint(ds: RawDataset) -> str:
+    """A content hash of what training reads (arrays, components, time step, instances).
+
+    The name and origin are left out: the same data under another name or path is the same data.
+    A model records it so that evaluation notices when its dataset was replaced since.
+    """
+    h = hashlib.sha256()
+    head = {"components": list(ds.components), "time_delta": float(ds.time_delta),
+            "instance_names": list(ds.instance_names)}
+    h.update(json.dumps(head, sort_keys=True).encode())
+    for key in (*_ARRAY_KEYS, "split"):
+        arr = getattr(ds, key)
+        if arr is None:
+            h.update(f"{key}:none;".encode())
+            continue
+        arr = np.ascontiguousarray(arr)
+        h.update(f"{key}:{arr.dtype.str}:{arr.shape};".encode())
+        h.update(arr.tobytes())
+    return "sha256:" + h.hexdigest()
 
 
 def _meta_of(ds: RawDataset, origin: str) -> dict[str, Any]:
@@ -54,6 +79,7 @@ def _meta_of(ds: RawDataset, origin: str) -> dict[str, Any]:
         "slices": ds.n_slices,
         "instances": ds.n_instances,
         "custom_split": ds.split is not None,
+        "fingerprint": fingerprint(ds),
     }
 
 
@@ -64,6 +90,16 @@ def save_dataset(ds: RawDataset, directory: str | Path, *, replace: bool = True,
     With ``replace=False`` an existing directory is left alone and FileExistsError is raised:
     the caller decides whether someone else's complete copy is good enough.
     """
+    return store_dataset(ds, directory, replace=replace, origin=origin)[0]
+
+
+def store_dataset(ds: RawDataset, directory: str | Path, *, replace: bool = True,
+                  origin: str = "imported") -> tuple[Path, Path | None]:
+    """:func:`save_dataset`, also returning where a replaced copy was kept (None if none).
+
+    A replaced dataset is never deleted: it moves to ``.replaced/<time>/<name>`` beside the
+    datasets, so models trained on it can be evaluated again once it is moved back.
+    """
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
@@ -73,30 +109,40 @@ def save_dataset(ds: RawDataset, directory: str | Path, *, replace: bool = True,
             arrays["split"] = ds.split
         np.savez(tmp / ARRAYS_FILE, **arrays)
         (tmp / META_FILE).write_text(json.dumps(_meta_of(ds, origin), indent=1))
-        _publish(tmp, directory, replace)
+        kept = _publish(tmp, directory, replace)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return directory
+    return directory, kept
 
 
-def _publish(tmp: Path, directory: Path, replace: bool) -> None:
-    """Rename ``tmp`` to ``directory``; an old copy is moved aside first, and back on failure."""
-    aside = None
+def _replaced_slot(directory: Path) -> Path:
+    """A fresh ``.replaced/<time>/<name>`` for the dataset ``directory``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    root = directory.parent / REPLACED_DIR
+    slot, n = root / stamp / directory.name, 1
+    while slot.exists():
+        slot, n = root / f"{stamp}-{n}" / directory.name, n + 1
+    slot.parent.mkdir(parents=True, exist_ok=True)
+    return slot
+
+
+def _publish(tmp: Path, directory: Path, replace: bool) -> Path | None:
+    """Rename ``tmp`` to ``directory``; an old copy moves to ``.replaced/<time>/`` first (back
+    on failure). Returns where the old copy went."""
+    kept = None
     if replace and directory.exists():
-        aside = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old-", dir=directory.parent))
-        os.replace(directory, aside / "d")
+        kept = _replaced_slot(directory)
+        os.replace(directory, kept)
     try:
         os.rename(tmp, directory)
     except OSError as exc:
-        if aside is not None and not directory.exists():
-            os.replace(aside / "d", directory)
+        if kept is not None and not directory.exists():
+            os.replace(kept, directory)
         if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
             raise FileExistsError(errno.EEXIST, "dataset already exists", str(directory)) from exc
         raise
-    finally:
-        if aside is not None:
-            shutil.rmtree(aside, ignore_errors=True)
+    return kept
 
 
 def read_meta(directory: str | Path) -> dict[str, Any]:
@@ -134,23 +180,75 @@ def _imported_names(exp_dir: str | Path) -> list[str]:
 
 def load_dataset(name: str, exp_dir: str | Path) -> RawDataset:
     """The dataset called ``name``: an import in ``exp_dir`` wins over a built-in of that name."""
+    kind, where = _locate(name, exp_dir)
+    if kind == "imported":
+        return _read_imported(where, str(name))
+    if kind == "knowit":
+        from knowit_app.data.knowit_format import read_knowit_dataset
+
+        return read_knowit_dataset(exp_dir, str(name))  # a KnowIt experiment dir, read in place
+    return bundled.load_builtin(str(name))
+
+
+def dataset_fingerprint(name: str, exp_dir: str | Path) -> str:
+    """The content hash of dataset ``name`` as it is now (see :func:`fingerprint`).
+
+    An import stores it once in its ``meta.json``; a built-in's is computed once per process;
+    an import written before fingerprints existed, or a KnowIt dataset read in place, is hashed
+    from its arrays.
+    """
+    kind, where = _locate(name, exp_dir)
+    if kind == "imported":
+        try:
+            stored = read_meta(where).get("fingerprint")
+        except (OSError, ValueError, AttributeError):
+            stored = None  # a damaged meta.json: reading the arrays names the problem
+        return str(stored) if stored else fingerprint(_read_imported(where, str(name)))
+    if kind == "builtin":
+        return _builtin_fingerprint(str(name))
+    return fingerprint(load_dataset(name, exp_dir))
+
+
+def replaced_copy(name: str, exp_dir: str | Path, fp: str) -> Path | None:
+    """The newest copy of dataset ``name`` with fingerprint ``fp`` that an import replaced
+    (``custom_datasets/.replaced/<time>/<name>``), or None."""
+    root = custom_datasets_dir(exp_dir) / REPLACED_DIR
+    found = sorted(root.glob(f"*/{name}/{META_FILE}"), key=lambda p: p.parent.parent.name,
+                   reverse=True) if root.is_dir() and NAME_PATTERN.match(name) else []
+    for meta_file in found:
+        try:
+            if read_meta(meta_file.parent).get("fingerprint") == fp:
+                return meta_file.parent
+        except (OSError, ValueError, AttributeError):
+            continue
+    return None
+
+
+@lru_cache(maxsize=len(bundled.BUILTIN_NAMES))
+def _builtin_fingerprint(name: str) -> str:
+    return fingerprint(bundled.load_builtin(name))
+
+
+def _read_imported(directory: Path, name: str) -> RawDataset:
+    try:
+        return read_dataset(directory)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise ConfigError(
+            "data.name", f"imported dataset {name!r} cannot be read ({exc}); import it again"
+        ) from exc
+
+
+def _locate(name: str, exp_dir: str | Path) -> tuple[str, Path]:
+    """Where dataset ``name`` comes from: ("imported" | "knowit" | "builtin", its path)."""
     name = str(name)
     if NAME_PATTERN.match(name):
         custom = custom_datasets_dir(exp_dir) / name
         if (custom / META_FILE).is_file():
-            try:
-                return read_dataset(custom)
-            except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-                raise ConfigError(
-                    "data.name",
-                    f"imported dataset {name!r} cannot be read ({exc}); import it again",
-                ) from exc
+            return "imported", custom
         if (custom_datasets_dir(exp_dir) / f"{name}_meta.pickle").is_file():
-            from knowit_app.data.knowit_format import read_knowit_dataset
-
-            return read_knowit_dataset(exp_dir, name)  # a KnowIt experiment dir, read in place
+            return "knowit", custom
         if name in bundled.BUILTIN_NAMES:
-            return bundled.load_builtin(name)
+            return "builtin", Path(name)
     available = builtin_names() + [n for n in _imported_names(exp_dir) if n not in builtin_names()]
     raise ConfigError("data.name", f"unknown dataset {name!r}; available: {', '.join(available)}")
 
