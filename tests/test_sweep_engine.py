@@ -273,3 +273,36 @@ def test_without_early_terminate_nothing_is_stopped(app_cfg):
     engine = LocalEngine(spec_of(app_cfg, GRID), seed=0)
     good = [record(i, {}, history=[0.1]) for i in range(3)]
     assert not engine.should_stop_early(good, record(9, {}, "running", history=[50.0]))
+
+
+# --------------------------------------------------------------------------- requeued runs
+
+def test_a_requeued_run_has_one_history_for_the_engine_and_the_report(tmp_path):
+    """A requeue resumes from the last checkpoint in a new ``version_<n>`` that repeats some
+    epochs; the engine's history (hyperband, bayes) and the report's curve are the same."""
+    from helpers import write_metrics
+
+    from knowit_app.experiment.runs import RunResult, write_sweep_config
+    from knowit_app.experiment.sweep_state import SweepState, outcome_of
+    from knowit_app.report.collect import collect_sweep
+
+    sweep_dir = tmp_path / "sweep"
+    run_dir = sweep_dir / "r1"
+    write_sweep_config(sweep_dir, {**GRID, "name": "sweep"})
+    # The 10th attempt sorts before the 9th as text: versions count as numbers.
+    write_metrics(run_dir, [{"epoch": e, "valid_loss": v} for e, v in
+                            enumerate([1.0, 0.9, 0.8, 0.75])], version=9)
+    write_metrics(run_dir, [{"epoch": e, "valid_loss": v} for e, v in
+                            [(2, 0.7), (3, 0.6), (4, 0.5)]], version=10)
+    result = RunResult(state="finished", monitor="valid_loss", mode="min", best_score=0.5,
+                       best_checkpoint=None, epochs=5, fit_seconds=1.0, started=0.0, ended=1.0)
+    result.write(run_dir)
+
+    outcome = outcome_of(result, run_dir, "valid_loss")  # what the sweeper records
+    with SweepState(sweep_dir).locked() as data:
+        data["runs"] = [RunRecord(name="r1", params={}, **outcome).to_dict()]
+    assert outcome["history"] == [1.0, 0.9, 0.7, 0.6, 0.5]  # last attempt wins, no repeats
+
+    (row,) = collect_sweep(sweep_dir).runs
+    assert row.curves["valid_loss"] == list(enumerate(outcome["history"]))
+    assert row.epochs == 5 and row.rank == 1
