@@ -27,6 +27,7 @@ import numpy as np
 from knowit_app.data import bundled
 from knowit_app.data.dataset import RawDataset
 from knowit_app.errors import ConfigError
+from knowit_app.experiment.io import fsync_dir, fsync_files
 
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
@@ -109,6 +110,7 @@ def store_dataset(ds: RawDataset, directory: str | Path, *, replace: bool = True
             arrays["split"] = ds.split
         np.savez(tmp / ARRAYS_FILE, **arrays)
         (tmp / META_FILE).write_text(json.dumps(_meta_of(ds, origin), indent=1))
+        fsync_files(tmp)  # the rename below is the atomic step; the data must precede it
         kept = _publish(tmp, directory, replace)
     finally:
         if tmp.exists():
@@ -136,6 +138,7 @@ def _publish(tmp: Path, directory: Path, replace: bool) -> Path | None:
         os.replace(directory, kept)
     try:
         os.rename(tmp, directory)
+        fsync_dir(directory.parent)
     except OSError as exc:
         if kept is not None and not directory.exists():
             os.replace(kept, directory)

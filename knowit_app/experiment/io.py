@@ -33,6 +33,16 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def fsync_files(directory: Path) -> None:
+    """fsync every file directly in ``directory`` and the directory itself: before a directory
+    is renamed into place, so the rename never publishes files whose data is not on disk."""
+    for entry in os.scandir(directory):
+        if entry.is_file(follow_symlinks=False):
+            with open(entry.path, "rb") as fh:
+                os.fsync(fh.fileno())
+    fsync_dir(Path(directory))
+
+
 def replace_atomically(path: Path, write: Callable[[Path], None],
                        before_replace: Callable[[], None] | None = None) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it onto ``path``.
