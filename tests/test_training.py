@@ -135,7 +135,7 @@ def _single_class_dataset(exp_dir):
     (["data.in_chunk=[-20000,0]"], "data.in_chunk"),
     (["data.in_chunk=[3,1]"], "data.in_chunk"),
     (["data.split_portions=[0.7,0.2,0.2]"], "data.split_portions"),
-    (["data.limit=2"], "data.split_portions"),
+    (["data.limit=1"], "data.split_portions"),  # 1 instance: train floor(0.6) = 0
     (["data.batch_size=0"], "data.batch_size"),
     (["data.split_method=sideways"], "data.split_method"),
     (["data.scaling_tag=most"], "data.scaling_tag"),
