@@ -306,3 +306,18 @@ def test_loader_refuses_a_bad_batch_size(exp_dir):
     with pytest.raises(ConfigError) as info:
         make_dataloader(p, "train", 0, shuffle=False, seed=0)
     assert info.value.key == "data.batch_size"
+
+
+def test_custom_split_comes_from_the_split_column(tmp_path):
+    times = pd.date_range("2024-01-01", periods=300, freq="1s")
+    frame = pd.DataFrame({"a": np.sin(np.arange(300) / 7), "b": np.cos(np.arange(300) / 5)},
+                         index=times)
+    frame["split"] = np.repeat([0, 1, 2], 100)
+    frame.loc[frame.index[150], "split"] = np.nan  # in no set
+    import_dataset(frame, "cs", tmp_path)
+    p = prepare(cfg(name="cs", in_components=["a"], out_components=["b"], in_chunk=[-4, 0],
+                    out_chunk=[0, 0], split_method="custom"), "regression", tmp_path)
+    # in_chunk [-4, 0] trims the first floor(4 / 2) = 2 rows of the slice, as KnowIt does.
+    assert p.points["train"].tolist() == list(range(2, 100))
+    assert p.points["valid"].tolist() == [r for r in range(100, 200) if r != 150]
+    assert p.points["eval"].tolist() == list(range(200, 300))
