@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 
-def knowit_split(ds, points, method, portions, limit, seed):
-    """KnowIt's split of a NaN-free dataset's points, as sets of our row numbers."""
+def knowit_selection(ds, points, method, portions, limit, seed):
+    """KnowIt's selection matrices (train, valid, eval) as lists of our rows, in its order."""
     rows = np.sort(points)
     slice_of = np.searchsorted(ds.slice_starts, rows, side="right") - 1
     inst = ds.slice_instance[slice_of]
@@ -35,5 +35,20 @@ def knowit_split(ds, points, method, portions, limit, seed):
     n_eval = int(np.floor(portions[2] * len(elements)))
     parts = (elements[:n_train], elements[n_train:len(elements) - n_eval],
              elements[len(elements) - n_eval:])
-    return {name: {int(r) for e in part for r in rows[bounds[e]:bounds[e + 1]]}
+    return {name: [int(r) for e in part for r in rows[bounds[e]:bounds[e + 1]]]
             for name, part in zip(("train", "valid", "eval"), parts, strict=True)}
+
+
+def knowit_split(ds, points, method, portions, limit, seed):
+    """KnowIt's split of a NaN-free dataset's points, as sets of our row numbers."""
+    return {k: set(v) for k, v in knowit_selection(ds, points, method, portions, limit,
+                                                   seed).items()}
+
+
+def knowit_batches(selection, batch_size, seed, epoch):
+    """KnowIt's CustomSampler, independent mode with shuffling and drop_small, for one epoch."""
+    sampling = np.arange(len(selection))
+    np.random.default_rng(seed + epoch).shuffle(sampling)
+    batches = [[selection[i] for i in sampling[b:b + batch_size]]
+               for b in range(0, len(selection), batch_size)]
+    return [b for b in batches if len(b) >= batch_size]

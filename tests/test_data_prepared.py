@@ -321,3 +321,23 @@ def test_custom_split_comes_from_the_split_column(tmp_path):
     assert p.points["train"].tolist() == list(range(2, 100))
     assert p.points["valid"].tolist() == [r for r in range(100, 200) if r != 150]
     assert p.points["eval"].tolist() == list(range(200, 300))
+
+
+@pytest.mark.parametrize("method, limit", [("instance-random", 6), ("random", 3000),
+                                           ("slice-chronological", 5)])
+def test_training_batches_hold_the_points_knowits_sampler_gives(tmp_path, method, limit):
+    from knowit_oracle import knowit_batches, knowit_selection
+
+    from knowit_app.data.points import prediction_points
+
+    config = cfg(name="synth_2", in_components=["x1", "x2", "x3", "x4"], out_components=["x5"],
+                 in_chunk=[-32, 0], out_chunk=[0, 0], split_method=method, limit=limit,
+                 split_portions=[0.5, 0.25, 0.25], seed=123, batch_size=64)
+    p = prepare(config, "regression", tmp_path)
+    ds = load_dataset("synth_2", tmp_path)
+    points = prediction_points(ds, [-32, 0], [0, 0], np.arange(4), np.array([4]))
+    selection = knowit_selection(ds, points, method, [0.5, 0.25, 0.25], limit, 123)["train"]
+    sampler = make_dataloader(p, "train", 64, shuffle=True, seed=123).sampler
+    for epoch in (0, 1):
+        sampler.set_epoch(epoch)
+        assert [b.tolist() for b in sampler] == knowit_batches(selection, 64, 123, epoch)

@@ -32,6 +32,7 @@ from knowit_app.data.splits import (
     check_limit,
     check_method,
     check_portions,
+    selection_order,
     split_points,
 )
 from knowit_app.data.store import load_dataset
@@ -70,6 +71,8 @@ class PreparedData:
     in_components: list[str] = dataclasses.field(default_factory=list)
     out_components: list[str] = dataclasses.field(default_factory=list)
     dataset_name: str = ""
+    # Train points in KnowIt's selection order: the sequence its shuffling sampler permutes.
+    train_order: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.padding_method = check_padding(self.padding_method)
@@ -131,8 +134,7 @@ class PreparedData:
         }
 
 
-# KnowIt data kwargs with no counterpart here: accepted (model_args.yaml and a KnowIt user's
-# dicts carry them) at the value that means what we do, refused at any other.
+# KnowIt data kwargs with no counterpart here: accepted at the values that mean what we do.
 KNOWIT_ONLY_KEYS: dict[str, tuple[Any, ...]] = {
     "task": ("regression", "classification", None),
     "batch_sampling_mode": ("independent", None),
@@ -246,6 +248,7 @@ class SplitPlan:
     in_idx: np.ndarray
     out_idx: np.ndarray
     points: dict[str, np.ndarray]
+    all_points: np.ndarray  # every prediction point, before limit and split
 
 
 def plan_splits(data_cfg: Mapping[str, Any], task: str, exp_dir: str | Path) -> SplitPlan:
@@ -262,7 +265,8 @@ def plan_splits(data_cfg: Mapping[str, Any], task: str, exp_dir: str | Path) -> 
     splits = split_points(
         ds, points, cfg["split_method"], cfg["split_portions"], cfg["limit"], cfg["seed"]
     )
-    return SplitPlan(cfg=cfg, dataset=ds, in_idx=in_idx, out_idx=out_idx, points=splits)
+    return SplitPlan(cfg=cfg, dataset=ds, in_idx=in_idx, out_idx=out_idx, points=splits,
+                     all_points=points)
 
 
 def prepare(data_cfg: Mapping[str, Any], task: str, exp_dir: str | Path) -> PreparedData:
@@ -301,13 +305,17 @@ def prepare(data_cfg: Mapping[str, Any], task: str, exp_dir: str | Path) -> Prep
         in_components=in_names,
         out_components=out_names,
         dataset_name=ds.name,
+        train_order=selection_order(ds, plan.all_points, cfg["split_method"], cfg["seed"],
+                                    splits["train"]),
     )
 
 
 class PointBatches:
     """Point rows cut into batches; a fresh seeded permutation each epoch when shuffling.
 
-    The permutation of epoch ``e`` depends only on ``seed + e``. Lightning calls
+    As KnowIt's sampler: the permutation of epoch ``e`` is
+    ``numpy.random.default_rng(seed + e).shuffle`` of the positions in ``rows`` (for training,
+    KnowIt's selection order), so batches hold the points KnowIt's would. Lightning calls
     :meth:`set_epoch` before each epoch, so a run resumed at epoch ``e`` sees the same order it
     would have seen without the interruption. With ``drop_last`` a final batch smaller than
     ``batch_size`` is left out (KnowIt's ``drop_small`` for training).
@@ -328,9 +336,10 @@ class PointBatches:
     def __iter__(self) -> Iterator[np.ndarray]:
         order = self.rows
         if self.shuffle:
-            gen = torch.Generator().manual_seed(self.seed + self.epoch)
+            positions = np.arange(len(self.rows))
+            np.random.default_rng(self.seed + self.epoch).shuffle(positions)
             self.epoch += 1
-            order = self.rows[torch.randperm(len(self.rows), generator=gen).numpy()]
+            order = self.rows[positions]
         for i in range(0, len(self) * self.batch_size, self.batch_size):
             yield order[i:i + self.batch_size]
 
@@ -343,10 +352,9 @@ class PointBatches:
 class WindowLoader:
     """An iterable of ready ``(inputs, targets)`` batches over one split.
 
-    Not a ``torch.utils.data.DataLoader``: batches are already whole tensors built by index
-    arithmetic in this process, so the DataLoader's fetch/collate machinery would only add
-    per-step cost. Lightning accepts any iterable with ``len``; it finds :attr:`sampler` and
-    calls its ``set_epoch`` (and reads ``batch_sampler`` once it has seen a ``sampler``).
+    Not a ``DataLoader``: batches are whole tensors built by index arithmetic, so its
+    fetch/collate machinery would only add per-step cost. Lightning accepts any iterable with
+    ``len``; it finds :attr:`sampler` and calls its ``set_epoch``.
     """
 
     batch_sampler = None
@@ -385,5 +393,8 @@ def make_dataloader(
     batch_size = effective_batch_size(prepared, batch_size)
     if drop_last is None:
         drop_last = split == "train" and bool(shuffle)
-    return WindowLoader(prepared, PointBatches(prepared.points[split], batch_size,
+    rows = prepared.points[split]
+    if shuffle and split == "train" and prepared.train_order is not None:
+        rows = prepared.train_order
+    return WindowLoader(prepared, PointBatches(rows, batch_size,
                                                bool(shuffle), int(seed), bool(drop_last)))

@@ -170,3 +170,23 @@ def split_points(
     label[ordered[n_train + n_valid:]] = 2
     point_label = label[unit_of_point]
     return {name: points[point_label == i] for i, name in enumerate(SPLIT_NAMES)}
+
+
+def selection_order(ds: RawDataset, points: np.ndarray, method: str, seed: int,
+                    split_rows: np.ndarray) -> np.ndarray:
+    """``split_rows`` in KnowIt's selection-matrix order: units in split order, rows in time.
+
+    KnowIt's shuffling sampler permutes positions in this order, so the app's training batches
+    hold the same points as KnowIt's only when it permutes the same sequence. ``points`` are all
+    prediction points (the order of units depends on all of them); custom keeps row order.
+    """
+    split_rows = np.asarray(split_rows, dtype=np.int64)
+    unit, order = check_method(method)
+    if unit == "custom" or len(split_rows) == 0:
+        return np.sort(split_rows)
+    points = np.unique(np.asarray(points, dtype=np.int64))
+    unit_of_point, ordered = unit_order(ds, points, unit, order, int(seed))
+    rank = np.empty(int(unit_of_point.max()) + 1, dtype=np.int64)
+    rank[ordered] = np.arange(len(ordered))
+    point_rank = rank[unit_of_point[np.searchsorted(points, split_rows)]]
+    return split_rows[np.lexsort((split_rows, point_rank))]
