@@ -38,18 +38,21 @@ def parser() -> CommandParser:
 
 def _import(args: argparse.Namespace) -> str:
     from knowit_app.data.importer import import_dataset
+    from knowit_app.data.notes import collect_notes
     from knowit_app.data.store import read_meta
 
     comps = None
     if args.components is not None:
         comps = [c.strip() for c in args.components.split(",") if c.strip()]
-    path = import_dataset(args.file, args.name, args.exp_dir, time_column=args.time_column,
-                          instance_column=args.instance_column, components=comps,
-                          time_delta=args.time_delta, overwrite=args.overwrite)
+    with collect_notes() as notes:  # rows sorted, columns left out, a dataset replaced
+        path = import_dataset(args.file, args.name, args.exp_dir, time_column=args.time_column,
+                              instance_column=args.instance_column, components=comps,
+                              time_delta=args.time_delta, overwrite=args.overwrite)
     meta = read_meta(path)
     return (f"imported {args.name!r}: {meta['rows']} rows, {meta['instances']} instances, "
             f"{meta['slices']} slices, components {', '.join(meta['components'])}, "
-            f"time_delta {meta['time_delta']:g} s -> {path}")
+            f"time_delta {meta['time_delta']:g} s -> {path}"
+            + "".join(f"\n  note: {line}" for line in notes))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,11 @@ Checkpoints hold only tensors and plain values, so they load with
 
 from __future__ import annotations
 
+import logging
+import pickle
+import re
+import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,9 +20,78 @@ from torch import nn
 
 from knowit_app.archs import build_model
 from knowit_app.data.prepared import PreparedData, prepare
+from knowit_app.data.store import custom_datasets_dir, dataset_fingerprint, replaced_copy
 from knowit_app.errors import KnowitError
 from knowit_app.experiment.layout import MODEL_ARGS_FILE, find_checkpoint
 from knowit_app.training.model_args import read_model_args
+
+log = logging.getLogger("knowit_app")
+_WARNED_NO_FINGERPRINT: set[Path] = set()
+
+
+class CheckpointError(KnowitError):
+    """A checkpoint file that cannot be loaded as a plain one (empty, cut short, foreign)."""
+
+
+class DatasetChangedError(KnowitError):
+    """The model's dataset is no longer the data it was trained on."""
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A Lightning checkpoint's contents, loaded with ``weights_only=True``.
+
+    Every checkpoint read for a trained model comes through here, so an empty, truncated or
+    foreign file (a pickle that would run code) gives one line naming it, never a traceback.
+    """
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty or corrupt")
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*pickle protocol.*")
+            data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        what = re.search(r"GLOBAL (\S+)", str(exc))  # the callable a payload would run
+        if what is None:  # a damaged or foreign byte stream, not a refused object
+            raise CheckpointError(f"checkpoint {path} is empty or corrupt") from exc
+        raise CheckpointError(f"checkpoint {path} is not a plain checkpoint (it asks to run "
+                              f"{what.group(1)}); it was not loaded (a checkpoint holds only "
+                              "tensors and plain values)") from exc
+    except (PermissionError, FileNotFoundError, IsADirectoryError) as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror}") from exc
+    except (OSError, EOFError, RuntimeError, ValueError, KeyError, IndexError, TypeError,
+            zipfile.BadZipFile) as exc:  # a cut-short zip fails in a seek (EINVAL), among others
+        raise CheckpointError(f"checkpoint {path} is empty or corrupt") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("state_dict"), dict):
+        raise CheckpointError(f"checkpoint {path} holds no state_dict; it is not a checkpoint "
+                              "knowit-app wrote")
+    return data
+
+
+def check_dataset(args: dict[str, Any], model_dir: Path) -> None:
+    """Refuse a model whose dataset changed since training (re-imported under its name).
+
+    Models trained before fingerprints were recorded load as before, with one warning.
+    """
+    name = str(args["data"]["name"])
+    recorded = args.get("dataset_fingerprint")
+    if not recorded:
+        if model_dir.resolve() not in _WARNED_NO_FINGERPRINT:
+            _WARNED_NO_FINGERPRINT.add(model_dir.resolve())
+            log.warning("%s: model_args.yaml records no dataset fingerprint (trained by an "
+                        "older version); cannot check that dataset %r is unchanged since",
+                        model_dir, name)
+        return
+    now = dataset_fingerprint(name, args["exp_dir"])
+    if now == recorded:
+        return
+    kept = replaced_copy(name, args["exp_dir"], str(recorded))
+    how = (f"move {kept} back to {custom_datasets_dir(args['exp_dir']) / name}" if kept
+           else f"re-import the data it was trained on as {name!r}")
+    raise DatasetChangedError(
+        f"{model_dir} was trained on dataset {name!r} as it was then, but {name!r} has changed "
+        f"since (fingerprint {str(recorded)[7:19]} then, {now[7:19]} now); {how}, or retrain "
+        "the model")
 
 
 @dataclass
@@ -58,16 +132,25 @@ def load_trained_model(model_dir: str | Path) -> TrainedModel:
     if missing:
         raise KnowitError(f"{model_dir} holds no trained model (no {' and no '.join(missing)})")
     args = read_model_args(model_dir)
+    # The exp dir holding models/ is where the model's data and custom archs are now (the one
+    # recorded at training may have been moved or copied since).
+    exp_dir = next((d.parent for d in model_dir.resolve().parents if d.name == "models"), None)
+    if exp_dir is not None:
+        args["exp_dir"] = str(exp_dir)
+    check_dataset(args, model_dir)
     dyn = args["data_dynamics"]
     classes = dyn.get("class_set")
-    # a custom architecture lives in <exp_dir>/custom_archs: the exp dir holding models/
-    exp_dir = next((d.parent for d in model_dir.resolve().parents if d.name == "models"), None)
     network = build_model(args["arch"], tuple(dyn["in_shape"]), tuple(dyn["out_shape"]),
                           args["trainer"]["task"], len(classes) if classes else None,
                           exp_dir=exp_dir)
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    state = load_checkpoint(ckpt)["state_dict"]
     prefix = "model."
-    network.load_state_dict({k[len(prefix):]: v for k, v in state.items()
-                             if k.startswith(prefix)})
+    try:
+        network.load_state_dict({k[len(prefix):]: v for k, v in state.items()
+                                 if k.startswith(prefix)})
+    except RuntimeError as exc:  # missing, unexpected or differently shaped weights
+        detail = " ".join(str(exc).split())[:200]
+        raise CheckpointError(f"checkpoint {ckpt} does not fit the architecture in "
+                              f"{MODEL_ARGS_FILE} ({detail})") from exc
     network.eval()
     return TrainedModel(network, args, ckpt)
