@@ -198,27 +198,26 @@ def test_knowit_tutorial_runner_recipe(tmp_path, monkeypatch):
 def test_hyperband_stops_a_bad_run_and_records_it_stopped(tmp_path):
     """A run far worse than its peers at the first band is stopped, not failed."""
     from knowit_app.api import compose_config
+    from knowit_app.experiment.runs import RunResult, write_sweep_config
+    from knowit_app.experiment.sweep_state import RunRecord, SweepState
     from knowit_app.sweeps.job import run_sweep_job
-    from knowit_app.sweeps.state import SweepState
-    from knowit_app.experiment.runs import RunResult
 
     sweep_dir = tmp_path / "sweep"
-    sweep_dir.mkdir()
-    (sweep_dir / "sweep_config.yaml").write_text(yaml.safe_dump({
+    write_sweep_config(sweep_dir, {
         "name": "hb", "method": "random", "metric": {"name": "valid_loss", "goal": "minimize"},
         "parameters": {"trainer.learning_rate": {"min": 1e-6, "max": 1e-2}},
-        "early_terminate": {"type": "hyperband", "min_iter": 1, "eta": 2}}))
+        "early_terminate": {"type": "hyperband", "min_iter": 1, "eta": 2}})
     with SweepState(sweep_dir).locked() as data:
         for i in range(6):
-            data["runs"].append({"name": f"good{i}", "params": {"trainer.learning_rate": 0.01},
-                                 "state": "finished", "score": 0.01, "history": [0.02, 0.01],
-                                 "overrides": [], "started": 0.0, "ended": 1.0, "error": None})
+            data["runs"].append(RunRecord(
+                name=f"good{i}", params={"trainer.learning_rate": 0.01}, state="finished",
+                score=0.01, history=[0.02, 0.01], started=0.0, ended=1.0).to_dict())
     cfg = compose_config([f"exp_dir={tmp_path / 'exp'}", *TINY, "trainer.max_epochs=4",
                           "trainer.learning_rate=1e-7"])
     run_dir = sweep_dir / "bad"
-    run_sweep_job(cfg, run_dir)
+    returned = run_sweep_job(cfg, run_dir)
     result = RunResult.read(run_dir)
-    assert result.state == "stopped"
+    assert result.state == "stopped" and returned == result  # the sweeper's score and state
     assert result.epochs < 4
 
 
@@ -255,7 +254,7 @@ def test_sweeper_pickles_after_setup(tmp_path, monkeypatch):
                                "hydra.sweeper.mode=offline", *TINY], tmp_path, monkeypatch)
     assert code == 0
     clone = pickle.loads(captured["blob"])
-    assert clone.options["mode"] == "offline" and clone.launcher is not None
+    assert clone.options.mode == "offline" and clone.launcher is not None
     GlobalHydra.instance().clear()
 
 
