@@ -28,6 +28,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from knowit_app.cli import app_help as help_module
+from knowit_app.config.checks import check_accelerator_available
+from knowit_app.config.paths import StartRefused
 from knowit_app.config.schema import register_schemas
 from knowit_app.errors import ConfigError, ModelExistsError
 from knowit_app.experiment.layout import ExperimentLayout
@@ -40,7 +42,6 @@ log = logging.getLogger("knowit_app")
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def _hydra_task(cfg: DictConfig) -> float | None:
     return run_task(cfg)
-
 
 
 def run_task(cfg: DictConfig) -> float | None:
@@ -63,6 +64,9 @@ def run_single(cfg: DictConfig, staged: Path) -> float | None:
         target = agent_run_dir(cfg, layout) if agent_launched() else layout.model_dir(
             cfg.model_name)
         refuse_existing(target, cfg.overwrite)
+        # Here, not in plan_training: a sweep plans on the submit host, which may lack the
+        # GPU its Slurm nodes have.
+        check_accelerator_available(cfg.trainer.accelerator)
         from knowit_app.training.run import plan_training
 
         plan = plan_training(cfg)
@@ -119,7 +123,11 @@ def main() -> None:
                 print(f"error: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
                 sys.exit(2)
             return
-        _hydra_task()
+        try:
+            _hydra_task()
+        except StartRefused as refused:  # a bad name or exp_dir, before Hydra created a dir
+            print(f"error: {refused.error}", file=sys.stderr)
+            sys.exit(2)
     finally:
         # Nothing is collected after this; freezing skips the interpreter's final sweeps
         # over torch's millions of objects (exit: 2.6 s -> 0.4 s on a 2-core machine).

@@ -30,10 +30,14 @@ class WandbSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> Any:
         from hydra.errors import CompactHydraException
 
+        from knowit_app.config.paths import StartRefused
         from knowit_app.errors import ConfigError, KnowitError
 
         try:
             return self.driver.sweep(arguments)
-        except (ConfigError, KnowitError) as exc:
+        except ConfigError as exc:
+            # knowit_app.app.main prints it as one line and exits 2, as for a single training.
+            raise StartRefused(exc) from None
+        except KnowitError as exc:
             # Hydra prints a CompactHydraException as its message alone: one clear line.
             raise CompactHydraException(f"error: {exc}") from None

@@ -6,10 +6,14 @@ checks with each architecture; all of them run before any training and raise Con
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import math
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from knowit_app.errors import ConfigError
+
+log = logging.getLogger("knowit_app")
 
 TASKS = ("regression", "classification")
 CKPT_MODES = ("auto", "min", "max")
@@ -25,7 +29,7 @@ def _one_of(key: str, value: Any, allowed: tuple[str, ...]) -> None:
 
 def _positive(key: str, value: Any, kind: type = int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or (
-            kind is int and int(value) != value):
+            not math.isfinite(value)) or (kind is int and int(value) != value):
         what = "a positive integer" if kind is int else "a positive number"
         raise ConfigError(key, f"must be {what}, got {value!r}")
 
@@ -77,3 +81,95 @@ def monitored_metric(trainer: Mapping[str, Any]) -> str:
         return f"valid_perf_{metrics[0]}" if metrics else "valid_loss"
     _one_of("trainer.monitor", monitor, tuple(allowed))
     return monitor
+
+
+def nonfinite_numbers(value: Any, key: str) -> Iterator[tuple[str, float]]:
+    """Every NaN or infinite float in ``value`` (mappings and lists walked), with its key."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield key, value
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            yield from nonfinite_numbers(v, f"{key}.{k}" if key else str(k))
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            yield from nonfinite_numbers(v, f"{key}[{i}]")
+
+
+def check_finite(cfg: Mapping[str, Any]) -> None:
+    """Refuse NaN and infinity anywhere in the config: no option of the app means them, and
+    each would pass range checks (``nan <= 0`` is false) only to fail inside torch."""
+    for key, value in nonfinite_numbers(cfg, ""):
+        raise ConfigError(key, f"must be a finite number, got {value!r}")
+
+
+def windows_overlap(in_chunk: Any, out_chunk: Any) -> bool:
+    """Whether the input window ``[a, b]`` and the output window ``[c, d]`` share a step."""
+    (a, b), (c, d) = in_chunk, out_chunk
+    return max(a, c) <= min(b, d)
+
+
+def leakage_warning(data: Mapping[str, Any]) -> str | None:
+    """The warning for outputs the model also reads as inputs at the same steps, or None.
+
+    ``in_components=[x1, x5] out_components=[x5]`` with in_chunk [-32, 0] and out_chunk [0, 0]
+    hands the model the very value it predicts; forecasting x5 from its past needs out_chunk
+    after in_chunk (e.g. in_chunk [-32, -1]).
+    """
+    both = [c for c in data["out_components"] if c in set(data["in_components"])]
+    in_chunk, out_chunk = list(data["in_chunk"]), list(data["out_chunk"])
+    if not both or len(in_chunk) != 2 or len(out_chunk) != 2 \
+            or not windows_overlap(in_chunk, out_chunk):
+        return None
+    return (f"data.out_components: {', '.join(both)} is also an input and in_chunk {in_chunk} "
+            f"overlaps out_chunk {out_chunk}: the model sees the values it predicts; move "
+            "in_chunk before out_chunk or drop it from data.in_components")
+
+
+def is_loss(metric: str) -> bool:
+    """Whether a logged metric is a loss (lower is better whatever the loss function)."""
+    return metric in ("train_loss", "valid_loss")
+
+
+def goal_warning(key: str, metric: str, goal: str) -> str | None:
+    """The warning for maximizing a loss (it would keep the worst model), or None."""
+    if is_loss(metric) and goal in ("maximize", "max"):
+        return (f"{key}: {goal} on {metric} keeps the worst model (a loss is better when "
+                "lower); use minimize")
+    return None
+
+
+def validate_app(cfg: Mapping[str, Any]) -> None:
+    """Checks of the whole config before a training is planned: finite numbers, the trainer's
+    values; warnings (one line each) for settings that run but defeat themselves."""
+    check_finite(cfg)
+    validate_trainer(cfg["trainer"])
+    for warning in (leakage_warning(cfg["data"]),
+                    goal_warning("trainer.ckpt_mode", monitored_metric(cfg["trainer"]),
+                                 cfg["trainer"]["ckpt_mode"])):
+        if warning:
+            log.warning(warning)
+
+
+def available_accelerators() -> list[str]:
+    """The Lightning accelerators this machine can use (``cpu`` always)."""
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    names = []
+    for name in AcceleratorRegistry.available_accelerators():
+        try:
+            if AcceleratorRegistry[name]["accelerator"].is_available():
+                names.append(name)
+        except Exception:  # a backend that cannot even be probed is not available
+            continue
+    return sorted(names)
+
+
+def check_accelerator_available(accelerator: str) -> None:
+    """Refuse an accelerator this machine lacks, naming those it has (before any work)."""
+    if accelerator == "auto":
+        return
+    here = available_accelerators()
+    wanted = ("cuda", "mps") if accelerator == "gpu" else (accelerator,)
+    if accelerator in ACCELERATORS and not any(w in here for w in wanted):
+        raise ConfigError("trainer.accelerator", f"{accelerator!r} is not available on this "
+                          f"machine; available here: {', '.join(['auto', *here])}")

@@ -163,6 +163,9 @@ def register_schemas() -> None:
     """Put the schemas in Hydra's ConfigStore; the YAML files in ``conf/`` extend them."""
     from hydra.core.config_store import ConfigStore
 
+    from knowit_app.config.paths import register_resolvers
+
+    register_resolvers()  # conf/config.yaml builds hydra.run.dir and hydra.sweep.dir with them
     cs = ConfigStore.instance()
     cs.store(name="base_app", node=AppConfig)
     cs.store(group="data", name="base_data", node=DataConfig)

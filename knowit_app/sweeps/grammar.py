@@ -24,7 +24,7 @@ from hydra.errors import HydraException
 
 from knowit_app.config.compose import sweepable_groups
 from knowit_app.errors import ConfigError
-from knowit_app.sweeps.spec_app_keys import UNSWEEPABLE
+from knowit_app.sweeps.spec_app_keys import SWEEPER_OWNED, UNSWEEPABLE
 
 INTERVAL_TAGS = ("log", "int")
 
@@ -129,6 +129,11 @@ def parameters_from_overrides(overrides: list[str],
     parameters: dict[str, dict] = {}
     fixed: list[str] = []
     for line, override in zip(overrides, parsed, strict=True):
+        root = override.key_or_group.lstrip("+~").split(".", 1)[0]
+        if root in SWEEPER_OWNED and not override.is_hydra_override():
+            # A fixed value would be replaced by the sweeper's own just as silently.
+            raise ConfigError(override.key_or_group, f"{override.key_or_group} is set by the "
+                              f"sweeper for each run; {SWEEPER_OWNED[root]}")
         if not override.is_sweep_override():
             fixed.append(line)
             continue

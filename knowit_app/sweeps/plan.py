@@ -16,6 +16,7 @@ from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from hydra_plugins.knowit_wandb_sweeper.config import WandbSweeperConf
+from knowit_app.config.paths import check_writable_dir
 from knowit_app.errors import ConfigError
 from knowit_app.experiment.layout import ExperimentLayout
 from knowit_app.sweeps.controllers import Controller, make_controller
@@ -90,6 +91,8 @@ def plan_sweep(options: WandbSweeperConf, hydra_context: HydraContext, config: D
         method = default_method(grammar_args)  # parameters only from the command line
     spec = load_spec(sweep_file, cfg, default_name=default_name, method_override=method,
                      extra_parameters=params)
+    check_writable_dir("exp_dir", ExperimentLayout(cfg.exp_dir).sweep_dir(cfg.model_name,
+                                                                          spec.name))
     if spec.method in ("random", "bayes") and options.count is None \
             and spec.run_cap is None and options.mode != "online":
         raise ConfigError("hydra.sweeper.count", f"a {spec.method} search never ends by "

@@ -16,6 +16,7 @@ that W&B's own validation silently trims (it drops nested ``parameters:`` blocks
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import re
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from knowit_app.config.checks import goal_warning, nonfinite_numbers
 from knowit_app.config.compose import sweepable_groups
 from knowit_app.errors import ConfigError
 from knowit_app.experiment.layout import check_name
@@ -35,6 +37,8 @@ from knowit_app.sweeps.spec_schema import (
     check_top_level,
     distribution_of,
 )
+
+log = logging.getLogger("knowit_app")
 
 __all__ = ["UNSWEEPABLE", "SweepSpec", "distribution_of", "load_spec", "to_plain"]
 
@@ -116,6 +120,9 @@ def _check_metric(metric: Any, app_cfg: DictConfig, params: Mapping[str, Any]) -
         raise ConfigError("sweep.metric.name", f"{name!r} is not a metric the runs log; use "
                                                f"{METRIC_FORMS}")
     metric.setdefault("goal", "minimize")
+    warning = goal_warning("sweep.metric.goal", name, metric["goal"])
+    if warning:
+        log.warning(warning)
     perf = name.split("_perf_", 1)[1] if "_perf_" in name else None
     logged = OmegaConf.select(app_cfg, "trainer.performance_metrics", default=None)
     swept = {"trainer", "trainer.performance_metrics"} & set(params)
@@ -168,6 +175,10 @@ def load_spec(sweep_cfg: Mapping[str, Any] | None, app_cfg: DictConfig, *, defau
     what the checkpoint keeps by default.
     """
     given = _plain_sweep(sweep_cfg)
+    # NaN/inf in a sweep are as meaningless as in the app config (config.checks.check_finite).
+    for key, value in nonfinite_numbers({"sweep": given, "hydra.sweeper.params":
+                                         dict(extra_parameters or {})}, ""):
+        raise ConfigError(key, f"must be a finite number, got {value!r}")
     unknown = sorted(set(given) - set(TOP_LEVEL_KEYS))
     if unknown:
         raise ConfigError(f"sweep.{unknown[0]}", f"unknown key; allowed: "

@@ -19,8 +19,16 @@ from omegaconf import DictConfig, OmegaConf
 from knowit_app.config.compose import option_config, sweepable_groups
 from knowit_app.errors import ConfigError
 
-# Keys that say where and what the sweep is: one value per sweep, never swept.
-UNSWEEPABLE = ("model_name", "exp_dir", "overwrite", "sweep", "hydra")
+# Keys the sweep owns: one value per sweep, never swept. model_name, exp_dir and sweep name the
+# sweep dir every run writes into (a swept one would scatter the runs out of it); overwrite is
+# the consolidation's, once per sweep; hydra.* is the sweeper's and launcher's own; wandb.* is
+# set per run by the sweeper (project/entity from the sweep file or hydra.sweeper.project/entity,
+# group from the sweep name, dir from the sweep dir, mode/run_id/sweep_id from the controller),
+# so a swept or fixed value there would be silently replaced.
+UNSWEEPABLE = ("model_name", "exp_dir", "overwrite", "sweep", "hydra", "wandb")
+# Where each key the sweeper sets can be given instead (named in the refusal).
+SWEEPER_OWNED = {"wandb": "set project and entity in the sweep file or as hydra.sweeper.project "
+                          "and hydra.sweeper.entity; the sweeper sets the rest per run"}
 
 
 def _is_int(value: Any) -> bool:
@@ -165,6 +173,9 @@ def check_fits(label: str, key: str, spec: Mapping[str, Any], dist: str,
                shape: AppShape) -> None:
     """Refuse a key the app config (or a swept option) lacks, or a value that cannot fit it."""
     root = key.split(".", 1)[0]
+    if root in SWEEPER_OWNED:
+        raise ConfigError(label, f"{key} is set by the sweeper for each run and cannot be "
+                                 f"swept; {SWEEPER_OWNED[root]}")
     if root in UNSWEEPABLE:
         raise ConfigError(label, f"{root} says where and what the sweep is and cannot be "
                                  "swept; set it once, as a fixed override")

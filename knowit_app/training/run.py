@@ -21,7 +21,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from knowit_app.archs import build_model
-from knowit_app.config.checks import devices_value, monitored_metric, validate_trainer
+from knowit_app.config.checks import devices_value, monitored_metric, validate_app
 from knowit_app.data.prepared import PreparedData, make_dataloader, prepare
 from knowit_app.training.components import (
     loss_function,
@@ -54,7 +54,7 @@ def plan_training(cfg: DictConfig) -> TrainingPlan:
     """Validate ``cfg`` (data, arch, trainer) and prepare its data; raise ConfigError if bad."""
     cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     trainer = cfg.trainer
-    validate_trainer(trainer)
+    validate_app(cfg)  # finite numbers and the trainer's values; one-line warnings
     loss = loss_function(trainer.loss_fn)
     optimizer_class(trainer.optim)
     if trainer.lr_scheduler:

@@ -1,0 +1,86 @@
+"""Where a start may write: checked while Hydra builds its run dir, before it creates it.
+
+Hydra resolves ``hydra.run.dir`` / ``hydra.sweep.dir`` and then creates that directory (and
+writes ``.hydra/`` and the log into it) before the task runs. A name with ``../`` would make it
+create folders outside the experiment directory, and an ``exp_dir`` that is a file or not
+writable would end in an OS traceback. So ``conf/config.yaml`` builds both dirs with the
+resolvers below, which check every name and the experiment directory first.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from knowit_app.errors import ConfigError
+from knowit_app.experiment.layout import MODELS_DIR, STAGING_DIR, SWEEPS_DIR, check_name
+
+
+class StartRefused(BaseException):
+    """A bad name or ``exp_dir`` found while Hydra builds its run dir.
+
+    A BaseException on purpose: OmegaConf wraps any Exception a resolver raises, and Hydra
+    prints any Exception with a traceback and exit status 1. This one passes both untouched to
+    ``knowit_app.app.main``, which prints its ConfigError as one line and exits with status 2.
+    """
+
+    def __init__(self, error: ConfigError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def first_existing(path: Path) -> Path:
+    """``path`` or its nearest ancestor that exists (what creating ``path`` would write in)."""
+    path = Path(path)
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def check_writable_dir(key: str, path: str | Path) -> Path:
+    """``path`` made absolute, if it is (or can be created as) a directory this user may write.
+
+    Raises a one-line ConfigError naming ``key`` otherwise: a file in the way, or no write
+    permission where the first missing folder would be created.
+    """
+    target = Path(path).expanduser().absolute()
+    base = first_existing(target)
+    if not base.is_dir():
+        what = "is a file" if base == target else f"lies under {base}, which is a file"
+        raise ConfigError(key, f"{target} {what}, not a directory; choose a directory")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise ConfigError(key, f"no permission to write in {base}; choose a directory you "
+                               "can write to")
+    return target
+
+
+def run_dir(exp_dir: str, model_name: str, stamp: str) -> str:
+    """``<exp_dir>/models/.staging/<model_name>-<stamp>``, once the names are known safe."""
+    try:
+        check_name("model_name", str(model_name))
+        check_writable_dir("exp_dir", str(exp_dir))  # a file here is named as exp_dir
+        staging = check_writable_dir("exp_dir", Path(str(exp_dir)) / MODELS_DIR / STAGING_DIR)
+    except ConfigError as exc:
+        raise StartRefused(exc) from None
+    return str(staging / f"{model_name}-{stamp}")
+
+
+def sweep_dir(exp_dir: str, model_name: str, sweep_name: str) -> str:
+    """``<exp_dir>/models/<model_name>/sweeps/<sweep_name>``, once the names are known safe."""
+    try:
+        check_name("model_name", str(model_name))
+        check_name("sweep.name", str(sweep_name))
+        check_writable_dir("exp_dir", str(exp_dir))
+        return str(check_writable_dir("exp_dir", Path(str(exp_dir)) / MODELS_DIR
+                                      / str(model_name) / SWEEPS_DIR / str(sweep_name)))
+    except ConfigError as exc:
+        raise StartRefused(exc) from None
+
+
+def register_resolvers() -> None:
+    """Make ``${knowit.run_dir:...}`` and ``${knowit.sweep_dir:...}`` known (idempotent)."""
+    for name, fn in (("knowit.run_dir", run_dir), ("knowit.sweep_dir", sweep_dir)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)
