@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from knowit_app.errors import ConfigError
@@ -90,7 +90,7 @@ def nonfinite_numbers(value: Any, key: str) -> Iterator[tuple[str, float]]:
     elif isinstance(value, Mapping):
         for k, v in value.items():
             yield from nonfinite_numbers(v, f"{key}.{k}" if key else str(k))
-    elif isinstance(value, (list, tuple)):
+    elif isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
         for i, v in enumerate(value):
             yield from nonfinite_numbers(v, f"{key}[{i}]")
 
