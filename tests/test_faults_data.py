@@ -246,3 +246,13 @@ def test_import_says_when_it_sorts_rows_or_leaves_out_a_text_column(tmp_path, ca
 def test_every_refusal_is_a_knowit_error():
     assert issubclass(CheckpointError, KnowitError) and issubclass(DatasetChangedError,
                                                                    KnowitError)
+
+
+def test_a_column_name_given_twice_is_refused(tmp_path, capsys):
+    path = tmp_path / "dup.csv"
+    series(0, 20).rename(columns={"b": "a"}).to_csv(path, index_label="time")
+    assert import_main([str(path), "--name", "dup", "--exp-dir", str(tmp_path / "exp")]) == 2
+    assert "column 'a' appears twice" in one_error_line(capsys)
+    with pytest.raises(ConfigError, match="'a' appears twice"):
+        import_dataset(series(0, 20).rename(columns={"b": "a"}), "dup", tmp_path / "exp")
+    assert not (tmp_path / "exp").exists()

@@ -35,7 +35,13 @@ from knowit_app.data.nans import (
     split_at_nans,
 )
 from knowit_app.data.notes import note_left_out, note_unsorted
-from knowit_app.data.readers import instance_label, read_table, row_times, time_delta_ns
+from knowit_app.data.readers import (
+    instance_label,
+    read_table,
+    refuse_repeated,
+    row_times,
+    time_delta_ns,
+)
 from knowit_app.data.store import (
     META_FILE,
     NAME_PATTERN,
@@ -135,11 +141,13 @@ def _store(ds: RawDataset, target: Path, exp_dir: str | Path, overwrite: bool,
         old = read_meta(kept).get("fingerprint") or fingerprint(read_dataset(kept))
     except (OSError, ValueError, KeyError, AttributeError, zipfile.BadZipFile):
         old = None  # a damaged old copy: models naming the dataset are listed below anyway
-    if old is not None and old == fingerprint(ds):
+    new = fingerprint(ds)
+    if old is not None and old == new:
         log.warning("dataset %r: the same data as before (the old copy is kept in %s)",
                     ds.name, kept)
         return path
-    models = models_trained_on(exp_dir, ds.name, old)
+    models = [m for m, fp in models_trained_on(exp_dir, ds.name)
+              if fp != new and (old is None or fp in (None, old))]
     trained = ("models trained on the old data: " + ", ".join(models)
                + " (knowit-app-eval and -predict refuse them until the old copy is moved back"
                " to " + str(target) + ", or retrain them)") if models else (
@@ -148,9 +156,9 @@ def _store(ds: RawDataset, target: Path, exp_dir: str | Path, overwrite: bool,
     return path
 
 
-def models_trained_on(exp_dir: str | Path, name: str, fp: str | None) -> list[str]:
-    """Models and sweep runs of ``exp_dir`` whose ``model_args.yaml`` names dataset ``name``
-    (with fingerprint ``fp``, or none recorded), as paths below ``models/``."""
+def models_trained_on(exp_dir: str | Path, name: str) -> list[tuple[str, str | None]]:
+    """Models and sweep runs of ``exp_dir`` whose ``model_args.yaml`` names dataset ``name``:
+    (path below ``models/``, the dataset fingerprint recorded or None)."""
     import yaml
 
     root = Path(exp_dir) / MODELS_DIR
@@ -164,9 +172,9 @@ def models_trained_on(exp_dir: str | Path, name: str, fp: str | None) -> list[st
             data_name = args["data"]["name"]
         except (OSError, yaml.YAMLError, KeyError, TypeError):
             continue
-        recorded = args.get("dataset_fingerprint")
-        if str(data_name) == name and (recorded is None or fp is None or recorded == fp):
-            found.append(rel.as_posix())
+        if str(data_name) == name:
+            recorded = args.get("dataset_fingerprint")
+            found.append((rel.as_posix(), str(recorded) if recorded else None))
     return found
 
 
@@ -214,6 +222,7 @@ def frame_to_dataset(
     check_nan_options(base_nan_filler, nan_filled_components)
     if len(frame) == 0:
         raise ConfigError("raw_data", "the table has no rows")
+    refuse_repeated(list(frame.columns), "the table")
     if instance_column is None and INSTANCE_COLUMN in frame.columns:
         instance_column = INSTANCE_COLUMN
     if instances is not None and instance_column is None:

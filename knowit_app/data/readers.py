@@ -11,6 +11,7 @@ DataFrame is refused too. Parquet is the recommended form: it runs no code at al
 
 from __future__ import annotations
 
+import csv
 import datetime as _dt
 import io
 import math
@@ -131,10 +132,23 @@ def read_table(path: str | Path, time_column: str | None) -> pd.DataFrame:
             return pd.read_parquet(path)
         if kind == "json":
             return pd.read_json(path, orient="index")
+        with path.open(newline="", encoding="utf-8", errors="replace") as fh:
+            # pandas would rename a repeated name to 'a.1' without a word: refuse it instead
+            refuse_repeated([c for c in next(csv.reader(fh), []) if c], path)
         return pd.read_csv(path, index_col=None if time_column else 0)
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError("raw_data", f"cannot read {path}: {first}") from exc
+
+
+def refuse_repeated(columns: list[Any], where: object) -> None:
+    """A column name given twice is refused (pandas would rename or duplicate it silently)."""
+    seen: set[str] = set()
+    for c in map(str, columns):
+        if c in seen:
+            raise ConfigError("raw_data", f"column {c!r} appears twice in {where}; give each "
+                              "column its own name")
+        seen.add(c)
 
 
 def as_timedelta(value: Any) -> _dt.timedelta | None:

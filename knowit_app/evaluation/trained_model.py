@@ -90,8 +90,12 @@ def check_dataset(args: dict[str, Any], model_dir: Path) -> None:
            else f"re-import the data it was trained on as {name!r}")
     raise DatasetChangedError(
         f"{model_dir} was trained on dataset {name!r} as it was then, but {name!r} has changed "
-        f"since (fingerprint {str(recorded)[7:19]} then, {now[7:19]} now); {how}, or retrain "
+        f"since (fingerprint {_short(recorded)} then, {_short(now)} now); {how}, or retrain "
         "the model")
+
+
+def _short(fp: object) -> str:
+    return str(fp).removeprefix("sha256:")[:12] or "(empty)"
 
 
 @dataclass
