@@ -88,15 +88,17 @@ def fit_tracked(plan: Any, out_dir: Path, run_name: str,
                 callbacks: Sequence[L.Callback] = ()) -> Any:
     """``execute(plan, out_dir)`` with every epoch logged to W&B when W&B is on.
 
+    Lightning's own ``WandbLogger``, attached to the run started here (or to the user's), does
+    the logging: one W&B row per logging phase, each carrying ``epoch``, the step metric.
     A run we started is finished here (runs of one process merge otherwise); a run the user
     started (the KnowIt tutorial's ``runner()``) is left open for the user to finish.
     """
     from knowit_app.training.run import execute
 
     run, owned = start_wandb_run(plan.cfg, run_name)
-    extra = [WandbEpochLogger(run)] if run is not None else []
+    loggers = [wandb_logger(run)] if run is not None else []
     try:
-        result = execute(plan, out_dir, callbacks=[*callbacks, *extra])
+        result = execute(plan, out_dir, loggers=loggers, callbacks=callbacks)
     except BaseException:
         if run is not None and owned:
             try:
@@ -117,12 +119,12 @@ def fit_tracked(plan: Any, out_dir: Path, run_name: str,
     return result
 
 
-class WandbEpochLogger(L.Callback):
-    """Logs every epoch's metrics to a W&B run, with ``epoch`` as the step metric."""
+def wandb_logger(run: Any) -> Any:
+    """Lightning's ``WandbLogger`` on an existing run.
 
-    def __init__(self, run: Any) -> None:
-        self.run = run
+    Given the run, the logger neither starts another nor redefines the step metric, so
+    ``epoch`` (set in :func:`start_wandb_run`) stays the x-axis, as in KnowIt's tutorial.
+    """
+    from lightning.pytorch.loggers import WandbLogger
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-        self.run.log({"epoch": trainer.current_epoch, **metrics})
+    return WandbLogger(experiment=run)
