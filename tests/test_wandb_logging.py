@@ -12,6 +12,7 @@ import json
 import struct
 from collections import defaultdict
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -89,3 +90,41 @@ def test_an_offline_run_has_each_epoch_and_the_best_score(tmp_path):
     assert result.best_score == pytest.approx(min(valid))
     assert summary["best_valid_loss"] == pytest.approx(result.best_score)
     assert summary["valid_loss"] == pytest.approx(valid[-1]) and summary["epoch"] == 1
+
+
+def test_a_failing_finish_never_hides_the_training_error(tmp_path, monkeypatch, caplog):
+    """A requeue kills W&B's service: ``finish`` then fails, but the error that ended the
+    training is what the job must see (and record in error.txt)."""
+    import knowit_app.training.run as run_module
+    import knowit_app.training.wandb_run as wandb_run
+
+    started = []
+    real_start = wandb_run.start_wandb_run
+
+    def start(cfg, name):
+        run, owned = real_start(cfg, name)
+        started.append(run)
+
+        def lost(*args, **kwargs):
+            raise ConnectionResetError("Connection lost")
+
+        monkeypatch.setattr(run, "finish", lost)
+        return run, owned
+
+    def fails(*args, **kwargs):
+        raise ValueError("the training's own error")
+
+    monkeypatch.setattr(wandb_run, "start_wandb_run", start)
+    monkeypatch.setattr(run_module, "execute", fails)
+    cfg = compose_config([f"exp_dir={tmp_path}", "model_name=w", "wandb.mode=offline",
+                          f"wandb.dir={tmp_path / 'runs'}"])
+    try:
+        with caplog.at_level("WARNING", logger="knowit_app.training"), \
+                pytest.raises(ValueError, match="the training's own error"):
+            fit_tracked(SimpleNamespace(cfg=cfg), tmp_path / "run", "w-fails")
+    finally:
+        monkeypatch.undo()
+        for run in started:
+            run.finish(exit_code=1)
+    assert len(started) == 1
+    assert "W&B run not finished cleanly: Connection lost" in caplog.text
