@@ -127,14 +127,15 @@ def read_table(path: str | Path, time_column: str | None) -> pd.DataFrame:
             raise ConfigError("raw_data", f"{path} holds a {type(frame).__name__}, not a "
                               "pandas DataFrame")
         return frame
+    if kind == "csv":
+        with path.open(newline="", encoding="utf-8", errors="replace") as fh:
+            # pandas would rename a repeated name to 'a.1' without a word: refuse it instead
+            refuse_repeated([c for c in next(csv.reader(fh), []) if c], path)
     try:
         if kind == "parquet":
             return pd.read_parquet(path)
         if kind == "json":
             return pd.read_json(path, orient="index")
-        with path.open(newline="", encoding="utf-8", errors="replace") as fh:
-            # pandas would rename a repeated name to 'a.1' without a word: refuse it instead
-            refuse_repeated([c for c in next(csv.reader(fh), []) if c], path)
         return pd.read_csv(path, index_col=None if time_column else 0)
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
