@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from omegaconf import DictConfig
 
 from knowit_app.cli import app_help as help_module
 from knowit_app.config.checks import check_accelerator_available
-from knowit_app.config.paths import StartRefused
+from knowit_app.config.paths import StartRefused, first_created
 from knowit_app.config.schema import register_schemas
 from knowit_app.errors import ConfigError, ModelExistsError
 from knowit_app.experiment.layout import ExperimentLayout
@@ -71,7 +72,7 @@ def run_single(cfg: DictConfig, staged: Path) -> float | None:
 
         plan = plan_training(cfg)
     except (ConfigError, ModelExistsError) as exc:
-        discard_staging(staged, layout.staging_dir)
+        undo_start(staged, layout)
         # One line and exit status 2, as command-line tools do; Hydra would print a traceback.
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -90,6 +91,23 @@ def run_single(cfg: DictConfig, staged: Path) -> float | None:
     if kept is not None:
         log.info("the model it replaced is kept in %s", kept)
     return result.best_score
+
+
+def undo_start(staged: Path, layout: ExperimentLayout) -> None:
+    """Remove the run dir of a refused start and the folders Hydra made for it, no others
+    (an empty exp_dir the user made stays)."""
+    created = first_created(staged)
+    if created is None or not staged.is_relative_to(created):
+        discard_staging(staged, layout.staging_dir)
+        return
+    shutil.rmtree(staged, ignore_errors=True)
+    for parent in staged.parents:
+        if not parent.is_relative_to(created):
+            break
+        try:
+            parent.rmdir()
+        except OSError:
+            break
 
 
 def agent_run_dir(cfg: DictConfig, layout: ExperimentLayout) -> Path:

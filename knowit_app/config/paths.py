@@ -56,6 +56,27 @@ def check_writable_dir(key: str, path: str | Path) -> Path:
     return target
 
 
+# Run dir -> the outermost folder Hydra makes to create it, noted when the dir is first
+# resolved (before Hydra creates it), so a refused start removes what it made and no more.
+_CREATED: dict[Path, Path] = {}
+
+
+def first_created(run_dir: str | Path) -> Path | None:
+    """The outermost folder that creating ``run_dir`` made (None if not known)."""
+    return _CREATED.get(Path(run_dir).resolve())
+
+
+def _note_created(path: Path) -> None:
+    path = path.resolve()
+    base = first_existing(path)
+    if path in _CREATED or base == path:
+        return
+    missing = path
+    while missing.parent != base:
+        missing = missing.parent
+    _CREATED[path] = missing
+
+
 def run_dir(exp_dir: str, model_name: str, stamp: str) -> str:
     """``<exp_dir>/models/.staging/<model_name>-<stamp>``, once the names are known safe."""
     try:
@@ -64,7 +85,9 @@ def run_dir(exp_dir: str, model_name: str, stamp: str) -> str:
         staging = check_writable_dir("exp_dir", Path(str(exp_dir)) / MODELS_DIR / STAGING_DIR)
     except ConfigError as exc:
         raise StartRefused(exc) from None
-    return str(staging / f"{model_name}-{stamp}")
+    path = staging / f"{model_name}-{stamp}"
+    _note_created(path)
+    return str(path)
 
 
 def sweep_dir(exp_dir: str, model_name: str, sweep_name: str) -> str:
