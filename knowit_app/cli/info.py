@@ -39,6 +39,10 @@ def parser() -> CommandParser:
     datasets = commands.add_parser("datasets", help="datasets stored in an experiment directory")
     datasets.add_key("exp_dir", "experiment directory (outputs)", default="outputs")
     datasets.set_defaults(run=_run_datasets)
+
+    from knowit_app.cli.splits import add_splits_command
+
+    add_splits_command(commands)
     return p
 
 

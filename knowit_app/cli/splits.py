@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 
@@ -29,8 +29,7 @@ def add_splits_command(commands: Any) -> None:
     )
     splits.add_argument("overrides", nargs="*",
                         help="Hydra overrides, e.g. data.split_method=random data.seed=7")
-    splits.add_argument("--json", action="store_true",
-                        help='print {"train": {"points": N, "instances": [...]}, ...}')
+    splits.add_key("json", 'print {"train": {"points": N, "instances": [...]}, ...}', flag=True)
     splits.set_defaults(run=run_splits)
 
 
@@ -83,23 +82,22 @@ def _listing(values: list[Any], limit: int = 40) -> str:
     return shown + (f", ... ({len(values) - limit} more)" if len(values) > limit else "")
 
 
-def run_splits(args: argparse.Namespace, out: TextIO) -> int:
-    """Print the split as a short report, or as JSON with ``--json``."""
+def run_splits(args: argparse.Namespace) -> str:
+    """The split as a short report, or as JSON with ``--json``."""
     data, summary = split_summary(args.overrides)
     if args.json:
-        out.write(json.dumps(summary, indent=1) + "\n")
-        return 0
+        return json.dumps(summary, indent=1) + "\n"
     total = sum(s["points"] for s in summary.values())
-    out.write(
+    lines = [
         f"{data['name']}: {', '.join(data['in_components'])} -> "
         f"{', '.join(data['out_components'])}, in_chunk {list(data['in_chunk'])}, "
-        f"out_chunk {list(data['out_chunk'])}\n"
+        f"out_chunk {list(data['out_chunk'])}",
         f"split_method {data['split_method']} {list(data['split_portions'])}, "
-        f"seed {data['seed']}, limit {data['limit']}: {total:,} prediction points\n"
-    )
+        f"seed {data['seed']}, limit {data['limit']}: {total:,} prediction points",
+    ]
     for name, entry in summary.items():
         what = "slices" if "slices" in entry else "instances"
         items = entry[what] if what == "instances" else [f"{i}/{k}" for i, k in entry["slices"]]
-        out.write(f"{name:<5}  {entry['points']:>9,} points  {len(items)} {what}: "
-                  f"{_listing(items)}\n")
-    return 0
+        lines.append(f"{name:<5}  {entry['points']:>9,} points  {len(items)} {what}: "
+                     f"{_listing(items)}")
+    return "\n".join(lines) + "\n"
