@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from knowit_app.cli.args import CommandParser, run_command
-from knowit_app.cli.table import format_table
+from knowit_app.text_table import format_table
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -158,7 +158,7 @@ def read_metrics_csv(path: str | Path) -> dict[str, float]:
 
 def format_metrics(metrics: Mapping[str, float]) -> str:
     """A small table: one row per set, one column per score."""
-    from knowit_app.cli.table import format_table
+    from knowit_app.text_table import format_table
 
     rows: dict[str, dict[str, float]] = {}
     for key, value in metrics.items():

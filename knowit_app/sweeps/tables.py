@@ -1,16 +1,16 @@
 """The two text tables of a sweep: the consolidation ranking and the sweeper's best runs.
 
 Both read runs through :mod:`knowit_app.experiment.runs` and rank them with its one ranking;
-the layout is the commands' one table (:func:`knowit_app.cli.table.format_table`).
+the layout is the commands' one table (:func:`knowit_app.text_table.format_table`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from knowit_app.cli.table import format_table as _format
 from knowit_app.experiment.runs import Run, RunState, qualifies, rank
 from knowit_app.experiment.sweep_state import RunRecord
+from knowit_app.text_table import format_table as _format
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: Sequence[str]) -> str:

@@ -1,4 +1,6 @@
-"""The one text-table layout of every command: ``tabulate``, cells shown exactly as given.
+"""The one text-table layout of every command and report: ``tabulate``, cells shown as given.
+
+A leaf module (imports only tabulate) so every layer may print a table without importing cli/.
 
 Callers format their numbers (``f"{x:.6g}"``) before handing rows over, so a table never
 reformats a score; lines carry no trailing blanks.
