@@ -125,6 +125,7 @@ def draw_animation(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], pa
                    fps: int = 4) -> Path:
     """A GIF running over the selected points: input window, its attributions, the outcome."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
     from matplotlib.figure import Figure
     from PIL import Image
 
@@ -146,8 +147,8 @@ def draw_animation(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], pa
     ax_in.set_xlim(lags[0] - 0.5, lags[-1] + 0.5)
     units = "original units" if meta["inputs_units"] == "original" else "scaled units"
     ax_in.set_ylabel(f"input ({units})")
-    ax_in.legend(loc="upper left", fontsize=8, ncol=min(len(shown), 6),
-                 title=None if len(shown) == len(comps) else f"first {len(shown)} components")
+    ax_in.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title_fontsize=8,
+                 title="component" if len(shown) == len(comps) else f"first {len(shown)}")
     ax_in.grid(alpha=0.3)
     limit = float(np.nanmax(np.abs(attr[frames]))) or 1.0
     image = ax_attr.imshow(attr[0].T, aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit,
@@ -156,8 +157,18 @@ def draw_animation(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], pa
     ax_attr.set_yticks(range(len(comps)), comps)
     ax_attr.set_xlabel("input time lag (steps relative to the prediction point)")
     fig.colorbar(image, ax=ax_attr, label="attribution")
-    ax_out.plot(times, target, color="black", lw=1.2, label="target")
-    ax_out.plot(times, prediction, color="tab:orange", lw=1.2, label="prediction")
+    step = "steps-mid" if meta["task"] == "classification" else "default"
+    ax_out.plot(times, target, color="black", lw=2.0 if step != "default" else 1.2,
+                label="target", drawstyle=step)
+    ax_out.plot(times, prediction, color="tab:orange", lw=1.2, ls="--", label="prediction",
+                drawstyle=step)
+    if meta["task"] == "classification":
+        classes = [str(c) for c in np.asarray(arrays["classes"])]
+        ax_out.set_yticks(range(len(classes)), classes)
+        ax_out.set_ylim(-0.5, len(classes) - 0.5)
+    locator = AutoDateLocator()
+    ax_out.xaxis.set_major_locator(locator)
+    ax_out.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     marker = ax_out.axvline(times[0], color="tab:red", lw=1.0, label="this point")
     ax_out.set_ylabel(outcome_label)
     ax_out.set_xlabel("time of the prediction point")
