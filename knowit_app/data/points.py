@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from knowit_app.data.dataset import RawDataset
+from knowit_app.data.nans import nan_leaves_no_points
 from knowit_app.errors import ConfigError
 
 
@@ -95,6 +96,7 @@ def prediction_points(
     ok = edge_ok(t - s, e - s, (a, b), (c, d))
     if min_slice is not None:
         ok &= (e - s) > min_slice
+    fits = ok.any()  # some windows fit in their slices, before NaNs are looked at
 
     def clean(idx: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         nan_rows = np.isnan(ds.values[:, idx]).any(axis=1)
@@ -110,10 +112,16 @@ def prediction_points(
     in_clean = clean(np.asarray(in_idx), np.where(inside, lo, s), np.where(inside, hi, s))
     ok &= in_clean | ~inside
     points = np.flatnonzero(ok).astype(np.int64)
+    if points.size == 0 and fits:  # NaNs, not the chunks, leave no point: name the component
+        raise nan_leaves_no_points(ds.values, ds.components, in_idx, out_idx, ds.name)
     if points.size == 0:
         longest = int((ds.slice_ends - ds.slice_starts).max()) if ds.n_slices else 0
+        # Blame the key at fault: min_slice may leave no slice, or out_chunk alone not fit.
+        kept = np.ones(ds.n_rows, dtype=bool) if min_slice is None else (e - s) > min_slice
+        key = ("data.min_slice" if not kept.any() else "data.in_chunk"
+               if (edge_ok(t - s, e - s, (0, 0), (c, d)) & kept).any() else "data.out_chunk")
         raise ConfigError(
-            "data.in_chunk",
+            key,
             f"no prediction points in dataset {ds.name!r} for in_chunk [{a}, {b}] and out_chunk "
             f"[{c}, {d}]: the longest slice has {longest} steps (the output window must lie in "
             "a slice, the input window may reach out of it by half its ends, no NaN"
