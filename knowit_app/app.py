@@ -76,10 +76,15 @@ def run_single(cfg: DictConfig, staged: Path) -> float | None:
         # One line and exit status 2, as command-line tools do; Hydra would print a traceback.
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    from knowit_app.training.module import TrainingDivergedError
     from knowit_app.training.wandb_run import fit_tracked
 
     try:
         result = fit_tracked(plan, staged, target.name)
+    except TrainingDivergedError as exc:  # the same rule as in a sweep: a failed run
+        print(f"error: training diverged: {exc}; nothing was published, its partial output "
+              f"is kept in {staged}", file=sys.stderr)
+        sys.exit(1)
     except BaseException:
         log.error("training failed; its partial output is kept in %s", staged)
         raise

@@ -116,12 +116,22 @@ class RunResult:
     fit_seconds: float
     started: float
     ended: float
+    reason: str | None = None  # why there is no score (failed, or the score was not finite)
 
     def write(self, out_dir: Path) -> Path:
-        """Write ``run_result.json`` atomically (a reader never sees half a file)."""
+        """Write ``run_result.json`` atomically (a reader never sees half a file).
+
+        Always strict JSON: a non-finite score (which ``json`` would write as the non-JSON
+        ``NaN``/``Infinity``) is written as null, with the value it had in ``reason``.
+        """
         data = {**asdict(self), "state": str(self.state)}
+        score = as_number(self.best_score)
+        if self.best_score is not None and (score is None or not math.isfinite(score)):
+            data["best_score"] = None
+            data["reason"] = self.reason or f"the best {self.monitor or 'score'} was " \
+                                            f"{self.best_score}, not a finite number"
         return write_text_atomically(Path(out_dir) / RESULT_FILE,
-                                     json.dumps(data, indent=2) + "\n")
+                                     json.dumps(data, indent=2, allow_nan=False) + "\n")
 
     @classmethod
     def read(cls, out_dir: Path) -> RunResult:
@@ -136,11 +146,11 @@ class RunResult:
         return qualifies(self.state, self.best_score)
 
 
-def failed_result(started: float, ended: float) -> RunResult:
+def failed_result(started: float, ended: float, reason: str | None = None) -> RunResult:
     """The result a failed job leaves, so its outcome is on disk even without its sweeper."""
     return RunResult(state=RunState.FAILED, monitor="", mode="", best_score=None,
                      best_checkpoint=None, epochs=0, fit_seconds=0.0, started=started,
-                     ended=ended)
+                     ended=ended, reason=reason)
 
 
 # --------------------------------------------------------------------------- error.txt
@@ -222,15 +232,30 @@ def metric_history(run_dir: Path, metric: str) -> list[float]:
 # --------------------------------------------------------------------------- sweep_config.yaml
 
 def read_sweep_config(sweep_dir: Path) -> dict[str, Any]:
-    """A sweep's ``sweep_config.yaml`` as a dict; {} when absent; KnowitError when not YAML."""
+    """A sweep's ``sweep_config.yaml`` as a dict; {} when absent.
+
+    A damaged file (not YAML, empty, not a mapping) is a KnowitError naming it: it is the
+    sweep's definition, so it is never guessed or silently rewritten.
+    """
     path = Path(sweep_dir) / SWEEP_CONFIG_FILE
     if not path.is_file():
         return {}
     try:
-        config = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise KnowitError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
-    return config if isinstance(config, dict) else {}
+        config = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise _damaged_config(path, f"not YAML: {str(exc).splitlines()[0]}") from None
+    except OSError as exc:
+        raise KnowitError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not isinstance(config, dict) or not config:
+        why = "empty" if not config else f"a {type(config).__name__}, not a mapping"
+        raise _damaged_config(path, why)
+    return config
+
+
+def _damaged_config(path: Path, why: str) -> KnowitError:
+    return KnowitError(f"{path} is damaged ({why}); it records the search its sweep was "
+                       "started with: restore it, or delete it to go on with the search given "
+                       "now, or start a sweep under another sweep.name")
 
 
 def write_sweep_config(sweep_dir: Path, config: Mapping[str, Any]) -> Path:

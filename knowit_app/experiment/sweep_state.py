@@ -15,15 +15,29 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator, Mapping
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from knowit_app.errors import KnowitError
 from knowit_app.experiment.io import locked, write_text_atomically
-from knowit_app.experiment.layout import SWEEP_LOCK, SWEEP_STATE_FILE
-from knowit_app.experiment.runs import RunResult, RunState, metric_history
+from knowit_app.experiment.layout import ERROR_FILE, HYDRA_DIR, SWEEP_LOCK, SWEEP_STATE_FILE
+from knowit_app.experiment.runs import (
+    SWEEP_STATES,
+    RunResult,
+    RunState,
+    error_line,
+    is_run_dir,
+    metric_history,
+)
 
 
 def _plain(value: Any) -> Any:
@@ -31,6 +45,55 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
     raise TypeError(f"cannot keep a {type(value).__name__} in a sweep record")
+
+
+def _strict(value: Any) -> Any:
+    """``value`` with every NaN or infinity as None, so the state file is always strict JSON."""
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    if not isinstance(value, (str, bool, int)) and hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(_strict(data), indent=1, default=_plain, allow_nan=False)
+
+
+class DamagedState(KnowitError, ValueError):
+    """``sweep_state.json`` is not a sweep state (truncated, empty or edited by hand)."""
+
+
+def parse_state(text: str) -> dict[str, Any]:
+    """A state file's contents, checked; ValueError saying what is wrong with it."""
+    if not text.strip():
+        raise ValueError("empty")
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"a JSON {type(data).__name__}, not an object")
+    if not isinstance(data.get("runs"), list):
+        raise ValueError("it has no list of runs")
+    data.setdefault("owners", {})
+    if not isinstance(data["owners"], dict):
+        raise ValueError("its owners are not an object")
+    for run in data["runs"]:
+        if not isinstance(run, dict):
+            raise ValueError("a run that is not an object")
+        try:
+            RunRecord.from_dict(run)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(str(exc)) from None
+        if not isinstance(run["name"], str) or run.get("state", "pending") not in SWEEP_STATES \
+                or not isinstance(run.get("overrides", []), list):
+            raise ValueError(f"run {run['name']!r} is not a run record")
+    return data
 
 
 @dataclass
@@ -77,8 +140,6 @@ def outcome_of(result: RunResult | None, run_dir: Path, metric: str,
     A run that returned without a finite score failed: its error is ``error``, else the
     traceback's last line, else what is missing.
     """
-    from knowit_app.experiment.runs import error_line
-
     if result is None:
         return {"state": RunState.FAILED.value, "score": None,
                 "error": error or "no run_result.json was written"}
@@ -103,7 +164,11 @@ class SweepState:
     def _read(self) -> dict[str, Any]:
         if not self.path.exists():
             return {"version": 1, "runs": [], "owners": {}}
-        return json.loads(self.path.read_text())
+        try:
+            return parse_state(self.path.read_text())
+        except ValueError as exc:
+            raise DamagedState(f"{self.path} is damaged ({exc}); starting the sweep again "
+                               "rebuilds it from its run dirs") from None
 
     @contextmanager
     def locked(self) -> Iterator[dict[str, Any]]:
@@ -111,7 +176,34 @@ class SweepState:
         with locked(self.sweep_dir / SWEEP_LOCK):
             data = self._read()
             yield data
-            write_text_atomically(self.path, json.dumps(data, indent=1, default=_plain))
+            write_text_atomically(self.path, _dumps(data))
+
+    def recover(self, rebuild: Callable[[], list[RunRecord]]) -> tuple[Path, str] | None:
+        """If the state file is damaged, rebuild it (``rebuild()``: the runs as their run dirs
+        tell them) and keep the damaged file beside it as ``sweep_state.json.corrupt-<time>``.
+
+        Returns (the kept copy, what was wrong), or None when the file was fine or absent.
+        Every run's outcome is also in its run dir, so nothing finished is lost or rerun; what
+        is lost are the owners of running runs, which are rerun like interrupted ones.
+        """
+        with locked(self.sweep_dir / SWEEP_LOCK):
+            if not self.path.exists():
+                return None
+            try:
+                parse_state(self.path.read_text())
+                return None
+            except ValueError as exc:
+                why = str(exc)
+            data = {"version": 1, "runs": [r.to_dict() for r in rebuild()], "owners": {}}
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            kept = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+            number = 1
+            while kept.exists():
+                number += 1
+                kept = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{number}")
+            shutil.copyfile(self.path, kept)  # the damaged file stays until the new one is in
+            write_text_atomically(self.path, _dumps(data))
+        return kept, why
 
     def records(self) -> list[RunRecord]:
         """A consistent snapshot of every run (taken under the lock)."""
@@ -133,6 +225,62 @@ class SweepState:
             except (ValueError, TypeError, AttributeError):
                 continue
         return out
+
+
+def read_job_overrides(run_dir: Path) -> list[str] | None:
+    """The overrides Hydra launched a run's job with (``.hydra/overrides.yaml`` for the task,
+    ``.hydra/hydra.yaml`` for ``hydra.*``); None when the run dir does not record them."""
+    hydra_dir = Path(run_dir) / HYDRA_DIR
+    try:
+        task = yaml.safe_load((hydra_dir / "overrides.yaml").read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    if not isinstance(task, list):
+        return None
+    try:
+        hydra = yaml.safe_load((hydra_dir / "hydra.yaml").read_text())
+        own = hydra["hydra"]["overrides"]["hydra"]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError):
+        own = []
+    return [str(o) for o in [*(own if isinstance(own, list) else []), *task]]
+
+
+def rebuild_records(sweep_dir: Path, metric: str,
+                    params_of: Callable[[list[str]], dict[str, Any]]) -> list[RunRecord]:
+    """Every run of a sweep as its run directory tells it, for a damaged state file.
+
+    The state comes from the run's ``run_result.json`` or ``error.txt`` (a run with neither
+    was interrupted: ``running`` without an owner, so it is rerun), the overrides from what
+    Hydra recorded in its ``.hydra/`` and the parameters from those (``params_of``).
+    """
+    records = []
+    with os.scandir(sweep_dir) as entries:
+        dirs = sorted(Path(e.path) for e in entries if e.is_dir() and not e.name.startswith("."))
+    for run_dir in dirs:
+        names = set(os.listdir(run_dir))
+        overrides = read_job_overrides(run_dir)
+        if overrides is None and not is_run_dir(names):
+            continue  # wandb/, report/: not runs
+        try:
+            result: RunResult | None = RunResult.read(run_dir)
+        except (OSError, ValueError, TypeError):
+            result = None
+        if result is not None:
+            outcome = outcome_of(result, run_dir, metric)
+        elif ERROR_FILE in names:
+            outcome = {"state": RunState.FAILED.value, "score": None,
+                       "error": error_line(run_dir) or "failed"}
+        elif overrides is None:
+            outcome = {"state": RunState.FAILED.value, "score": None,
+                       "error": "interrupted, and its run dir does not record its overrides"}
+        else:
+            outcome = {"state": RunState.RUNNING.value, "score": None}
+        started = result.started if result is not None else run_dir.stat().st_mtime
+        records.append(RunRecord(name=run_dir.name, params=params_of(overrides or []),
+                                 overrides=overrides or [], started=started,
+                                 ended=result.ended if result is not None else None,
+                                 **outcome))
+    return records
 
 
 def find(data: dict[str, Any], name: str) -> dict[str, Any]:

@@ -26,15 +26,23 @@ from knowit_app.errors import ConfigError, KnowitError
 from knowit_app.experiment.runs import (
     SCORED_STATES,
     RunState,
+    has_sweep_config,
+    qualifies,
     read_sweep_config,
     write_sweep_config,
 )
-from knowit_app.experiment.sweep_state import RunRecord
+from knowit_app.experiment.sweep_state import RunRecord, rebuild_records
 from knowit_app.sweeps.naming import override_value, overrides_for, run_name
 from knowit_app.sweeps.outcomes import adopt_finished, job_outcome, one_line, set_aside
-from knowit_app.sweeps.plan import SweepPlan, plan_sweep
+from knowit_app.sweeps.plan import SweepPlan, plan_sweep, size_line
 from knowit_app.sweeps.spec import SweepSpec
-from knowit_app.sweeps.state import SweepState, find, owner_alive, owner_now
+from knowit_app.sweeps.state import (
+    SweepState,
+    find,
+    owner_alive,
+    owner_now,
+    params_from_overrides,
+)
 from knowit_app.sweeps.tables import format_best
 
 log = logging.getLogger("knowit_app.sweep")
@@ -44,6 +52,10 @@ MIN_RUNS_FOR_FAILURE_RATE = 3
 
 class SweepAborted(KnowitError):
     """The sweep stopped itself (too many failures)."""
+
+
+class SweepFailed(KnowitError):
+    """The sweep ended without one run that counts (every run failed)."""
 
 
 @dataclass
@@ -83,12 +95,15 @@ class SweepDriver:
     def sweep(self, arguments: list[str]) -> list[JobReturn]:
         plan = self.plan(arguments)
         state = SweepState(plan.sweep_dir)
+        self._check_config(plan)
+        self._recover_state(plan, state)
         self._record_config(plan, state)
         self._publish_sweep_dir(plan.sweep_dir)
         count = self.options.count
         parallel = int(self.options.parallel)
         log.info("sweep %s (%s, metric %s %s) in %s", plan.spec.name, plan.spec.method,
                  plan.spec.goal, plan.spec.metric_name, plan.sweep_dir)
+        log.info(size_line(plan.spec, count, state.records()))
         returns: list[JobReturn] = []
         started = 0
         while count is None or started < int(count):
@@ -112,23 +127,38 @@ class SweepDriver:
             returns.extend(results or [])
             started += len(claims)
             self._check_failures(state)
-        log.info(format_best(plan.spec.name, plan.spec.metric_name, plan.spec.goal,
-                             state.records()))
+        records = state.records()
+        log.info(format_best(plan.spec.name, plan.spec.metric_name, plan.spec.goal, records))
+        self._check_some_run_counts(plan, state, records)
         return returns
 
-    def _record_config(self, plan: SweepPlan, state: SweepState) -> None:
-        """Write ``sweep_config.yaml`` (the W&B sweep config, as resolved) once.
-
-        A resumed sweep must ask for the same search; what else the invocation fixed is kept
-        in the state file.
-        """
+    def _check_config(self, plan: SweepPlan) -> None:
+        """A resumed sweep must ask for the same search as its ``sweep_config.yaml``; a
+        damaged one is a KnowitError naming it (it defines the sweep: never guessed)."""
         old = read_sweep_config(plan.sweep_dir)
-        if old:
-            keys = ("method", "metric", "parameters", "early_terminate")
-            if any(old.get(k) != plan.spec.raw.get(k) for k in keys):
-                raise ConfigError("sweep.name", f"sweep {plan.spec.name!r} in {plan.sweep_dir} "
-                                  "was started with another search; choose another sweep.name")
-        else:
+        keys = ("method", "metric", "parameters", "early_terminate")
+        if old and any(old.get(k) != plan.spec.raw.get(k) for k in keys):
+            raise ConfigError("sweep.name", f"sweep {plan.spec.name!r} in {plan.sweep_dir} "
+                              "was started with another search; choose another sweep.name")
+
+    def _recover_state(self, plan: SweepPlan, state: SweepState) -> None:
+        """A damaged ``sweep_state.json`` is rebuilt from the run dirs, with one warning."""
+        keys = set(plan.spec.parameters)
+        recovered = state.recover(lambda: rebuild_records(
+            plan.sweep_dir, plan.spec.metric_name,
+            lambda overrides: params_from_overrides(overrides, keys)))
+        if recovered is not None:
+            kept, why = recovered
+            runs = state.records()
+            done = sum(r.state in SCORED_STATES for r in runs)
+            log.warning("%s was damaged (%s): rebuilt from its %d run dirs (%d finished, "
+                        "not rerun); the damaged file is kept as %s", state.path, why,
+                        len(runs), done, kept.name)
+
+    def _record_config(self, plan: SweepPlan, state: SweepState) -> None:
+        """Write ``sweep_config.yaml`` (the W&B sweep config, as resolved) once; what else the
+        invocation fixed is kept in the state file."""
+        if not has_sweep_config(plan.sweep_dir):
             write_sweep_config(plan.sweep_dir, plan.spec.raw)
         with state.locked() as data:
             previous = data.get("fixed_overrides")
@@ -237,6 +267,21 @@ class SweepDriver:
             return False
         return any(r.state == RunState.FINISHED and spec.reached_target(r.score)
                    for r in state.records())
+
+    def _check_some_run_counts(self, plan: SweepPlan, state: SweepState,
+                               records: list[RunRecord]) -> None:
+        """A sweep whose every run failed is a failed command (exit status 1), not "no
+        consolidation" and 0: raised here because Hydra's callbacks (consolidation) run after
+        the sweeper and swallow their exceptions, so only the sweeper can set the status."""
+        ended = [r for r in records if r.state in (*SCORED_STATES, RunState.FAILED)]
+        if not ended or any(qualifies(r.state, r.score) for r in ended):
+            return
+        from knowit_app.sweeps.callback import write_report_safely
+
+        write_report_safely(state.sweep_dir)  # Hydra's end-of-sweep callback won't run
+        raise SweepFailed(f"every run of sweep {plan.spec.name} failed ({len(ended)} of "
+                          f"{len(records)} runs); nothing was consolidated; see error.txt in "
+                          f"their run dirs under {plan.sweep_dir}")
 
     def _check_failures(self, state: SweepState) -> None:
         records = [r for r in state.records()

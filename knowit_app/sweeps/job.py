@@ -99,5 +99,7 @@ def finished_before_requeue(run_dir: Path) -> RunResult | None:
 
 def record_failure(run_dir: Path, exc: BaseException, started: float) -> None:
     """Keep the traceback and a ``failed`` result in the run dir."""
+    from knowit_app.sweeps.outcomes import one_line
+
     write_error(run_dir, exc)
-    failed_result(started, time.time()).write(run_dir)
+    failed_result(started, time.time(), reason=one_line(exc)).write(run_dir)

@@ -22,9 +22,49 @@ from knowit_app.experiment.layout import ExperimentLayout
 from knowit_app.sweeps.controllers import Controller, make_controller
 from knowit_app.sweeps.grammar import parameters_from_overrides
 from knowit_app.sweeps.naming import overrides_for
-from knowit_app.sweeps.spec import SweepSpec, load_spec
+from knowit_app.sweeps.spec import SweepSpec, distribution_of, load_spec
 
 MODES = ("auto", "offline", "online")
+
+
+def grid_size(spec: SweepSpec) -> int:
+    """How many points a grid holds, as the ``sweeps`` engine enumerates them (int_uniform
+    and q_uniform ranges become their values; a constant is one)."""
+    import numpy as np
+
+    size = 1
+    for p in spec.parameters.values():
+        kind = distribution_of(p)
+        if kind == "categorical":
+            size *= len(p["values"])
+        elif kind == "int_uniform":
+            size *= max(0, int(p["max"]) - int(p["min"]) + 1)
+        elif kind == "q_uniform":
+            size *= len(np.arange(p["min"], p["max"], p["q"]))
+    return size
+
+
+def size_line(spec: SweepSpec, count: int | None, records: Sequence[Any]) -> str:
+    """One line, before the first run: how many runs the sweep holds and how many this
+    invocation will run (so a 400,000-point grid does not start without a word)."""
+    so_far = len(records)
+    rerun = sum(str(r.state) == "running" for r in records)
+    cap = spec.run_cap
+    if spec.method == "grid":
+        total = grid_size(spec) if cap is None else min(grid_size(spec), cap)
+        held = f"a grid of {total:,} runs" + (f" (run_cap {cap})" if cap is not None else "")
+        left = max(0, total - so_far) + rerun
+    else:
+        held = (f"a {spec.method} search of run_cap {cap:,} runs" if cap is not None
+                else f"a {spec.method} search: unbounded")
+        left = None if cap is None else max(0, cap - so_far) + rerun
+    if count is not None:
+        plan = f"count={int(count):,}" if left is None else f"up to {min(int(count), left):,}"
+        plan += f" (hydra.sweeper.count={int(count)})" if left is not None else ""
+    else:
+        plan = "runs until the controller ends it" if left is None else f"up to {left:,}"
+    done = f", {so_far:,} recorded so far" if so_far else ""
+    return f"sweep {spec.name}: {held}{done}; this invocation runs {plan}"
 
 
 @dataclass

@@ -10,11 +10,32 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Collection
 from typing import Any
 
 from knowit_app.experiment.sweep_state import SweepState, find
 
-__all__ = ["SweepState", "find", "owner_alive", "owner_now"]
+__all__ = ["SweepState", "find", "owner_alive", "owner_now", "params_from_overrides"]
+
+
+def params_from_overrides(overrides: list[str], keys: Collection[str]) -> dict[str, Any]:
+    """A run's swept values read back from the overrides it was launched with.
+
+    The sweeper writes each value in Hydra's grammar so that Hydra reads back the value the
+    engine proposed (``naming.override_value``); Hydra's own parser reads it back here.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    params: dict[str, Any] = {}
+    for text in overrides:
+        try:
+            override = parser.parse_overrides([text])[0]
+        except Exception:  # Hydra raises its own error types for text it cannot parse
+            continue
+        if override.key_or_group in keys:
+            params[override.key_or_group] = override.value()
+    return params
 
 
 def owner_now() -> dict[str, Any]:
