@@ -16,7 +16,7 @@ import torch
 import torchmetrics
 from torch import nn
 
-from knowit_app.training.components import optimizer_class, scheduler_class
+from knowit_app.training.components import make_optimizer, scheduler_class
 
 
 class TrainingDivergedError(RuntimeError):
@@ -53,6 +53,11 @@ class KnowitModule(L.LightningModule):
         self._loss_sums: dict[str, torch.Tensor] = {}
         self._loss_counts: dict[str, int] = {}
         self._train_epoch_loss: torch.Tensor | None = None
+        # Set at each epoch's start: the optimizer, its parameters, whether a step may skip
+        # Lightning's hook dispatch.
+        self._optimizer: Any = None
+        self._params: list[nn.Parameter] = []
+        self._plain_step = False
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning sets plain attributes (``_current_fx_name``...) several times per step;
@@ -72,10 +77,13 @@ class KnowitModule(L.LightningModule):
         loss = self.loss_fn(out, y, **self.loss_kwargs)
         # Accumulate on the device; no self.log per step (Lightning's per-call bookkeeping
         # costs more than a small model's step). Logged once in the epoch-end hooks.
+        n = len(x)
         total = self._loss_sums.get(stage)
-        weighted = loss.detach() * len(x)
-        self._loss_sums[stage] = weighted if total is None else total + weighted
-        self._loss_counts[stage] = self._loss_counts.get(stage, 0) + len(x)
+        if total is None:
+            self._loss_sums[stage] = loss.detach() * n
+        else:  # one in-place op per step, no new tensor
+            total.add_(loss.detach(), alpha=n)
+        self._loss_counts[stage] = self._loss_counts.get(stage, 0) + n
         metrics = self.train_metrics if stage == "train" else self.valid_metrics
         if len(metrics):
             preds, target = (out, y) if out.dim() == 2 and y.dim() == 1 else (
@@ -111,21 +119,57 @@ class KnowitModule(L.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor],
                       batch_idx: int) -> torch.Tensor:
-        optimizer = self.optimizers()
+        optimizer = self._optimizer
         loss = self._step(batch, "train")
-        optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
+        for param in self._params:  # zero_grad(set_to_none=True), without its profiler scope
+            param.grad = None
         if self.gradient_clip_val:
+            self.manual_backward(loss)
             self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val,
                                 gradient_clip_algorithm=self.gradient_clip_algorithm)
-        optimizer.step()
+            optimizer.step()
+        elif self._plain_step:
+            loss.backward()
+            # What LightningOptimizer.step adds around the torch step once its hooks have no
+            # listener: the loop's step counting (trainer.global_step).
+            optimizer._on_before_step()
+            optimizer.optimizer.step()
+            optimizer._on_after_step()
+        else:
+            self.manual_backward(loss)
+            optimizer.step()
         return loss.detach()
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._step(batch, "valid")
 
     def on_train_epoch_start(self) -> None:
+        self._optimizer = self.optimizers()
+        self._params = [p for group in self._optimizer.param_groups for p in group["params"]]
+        self._plain_step = self._step_has_no_hooks()
         self._start_epoch("train")
+
+    def _step_has_no_hooks(self) -> bool:
+        """Whether ``manual_backward`` and Lightning's optimizer step add nothing but dispatch.
+
+        True for full precision on one device when neither this module nor any callback
+        overrides a backward or before-optimizer-step hook. The step then calls torch directly:
+        Lightning's hook dispatch (every callback asked, per hook, per step) costs a small model
+        more than its arithmetic; measured here, 0.6 ms of a 1.8 ms step for a tiny MLP.
+        """
+        from lightning.pytorch.plugins.precision import Precision
+        from lightning.pytorch.strategies import SingleDeviceStrategy
+
+        trainer = self.trainer
+        if (type(trainer.precision_plugin) is not Precision
+                or type(trainer.strategy) is not SingleDeviceStrategy
+                or type(self).backward is not L.LightningModule.backward):
+            return False
+        hooks = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
+        return not any(getattr(type(obj), hook) is not getattr(base, hook)
+                       for obj, base in ((self, L.LightningModule),
+                                         *((cb, L.Callback) for cb in trainer.callbacks))
+                       for hook in hooks)
 
     def on_validation_epoch_start(self) -> None:
         self._start_epoch("valid")
@@ -139,9 +183,22 @@ class KnowitModule(L.LightningModule):
             loss = self._log_epoch("train")
         if loss is not None and not torch.isfinite(loss):
             raise TrainingDivergedError(
-                f"train_loss became {float(loss)} in epoch {self.current_epoch}; "
+                f"train_loss became {float(loss)} in epoch {self.current_epoch + 1}; "
                 "try a lower trainer.learning_rate or gradient clipping")
+        self._check_finite()
         self._step_scheduler()
+
+    def _check_finite(self) -> None:
+        """Every logged loss and the monitored metric must stay finite: a run whose valid_loss
+        became NaN or inf has diverged and fails, even if an earlier epoch's checkpoint was
+        finite (a diverged run never counts, in a single training or a sweep alike)."""
+        metrics = self.trainer.callback_metrics
+        for name in sorted(k for k in metrics if k.endswith("_loss") or k == self.monitor):
+            value = metrics[name]
+            if not torch.isfinite(value).all():
+                raise TrainingDivergedError(
+                    f"{name} became {float(value)} in epoch {self.current_epoch + 1}; try a "
+                    "lower trainer.learning_rate or gradient clipping")
 
     def _step_scheduler(self) -> None:
         """Once per epoch, after validation (so a plateau scheduler sees this epoch's score)."""
@@ -155,9 +212,14 @@ class KnowitModule(L.LightningModule):
         else:
             scheduler.step()
 
+    def _scales_gradients(self) -> bool:
+        """Whether the precision plugin scales the loss (fp16 AMP): no fused optimizer then."""
+        plugin = getattr(self._trainer, "precision_plugin", None)
+        return getattr(plugin, "scaler", None) is not None
+
     def configure_optimizers(self) -> Any:
-        optimizer = optimizer_class(self.optim)(self.parameters(), lr=self.learning_rate,
-                                               **self.optim_kwargs)
+        optimizer = make_optimizer(self.optim, self.parameters(), self.learning_rate,
+                                   self.optim_kwargs, allow_fused=not self._scales_gradients())
         if not self.lr_scheduler:
             return optimizer
         scheduler = scheduler_class(self.lr_scheduler)(optimizer, **self.lr_scheduler_kwargs)
