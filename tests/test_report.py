@@ -22,7 +22,8 @@ from helpers import run_cli
 from knowit_app.cli import report as report_cli
 from knowit_app.report import collect_sweep, write_report
 from knowit_app.report.importance import compute_importance
-from knowit_app.report.plots import FEATURES_MAX, plot_curves, plot_importance, plot_parallel
+from knowit_app.report.parallel import plot_parallel
+from knowit_app.report.plots import FEATURES_MAX, plot_curves, plot_importance
 from knowit_app.sweeps.engine import RunRecord
 from knowit_app.sweeps.naming import run_name
 from knowit_app.sweeps.state import SweepState
@@ -404,6 +405,7 @@ def test_the_report_can_be_switched_off(tmp_path):
     assert not (sweep_dir / "report").exists()
 
 
+@pytest.mark.slow
 def test_a_real_sweep_ends_with_its_report_and_evaluation(tmp_path):
     """With hydra.callbacks.consolidate.evaluate=true the consolidated model is also scored."""
     proc = run_cli(["-m", "sweep=tutorial_grid", "model_name=m", "hydra.sweeper.count=1",

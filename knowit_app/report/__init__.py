@@ -33,7 +33,8 @@ def write_report(sweep_dir: Path, out_dir: Path | None = None) -> Path:
     """
     from knowit_app.report.html import render_html, write_html
     from knowit_app.report.importance import compute_importance, write_importance_csv
-    from knowit_app.report.plots import plot_curves, plot_importance, plot_parallel, save
+    from knowit_app.report.parallel import plot_parallel
+    from knowit_app.report.plots import plot_curves, plot_importance, save
 
     table = collect_sweep(Path(sweep_dir))
     out = Path(out_dir) if out_dir is not None else table.sweep_dir / REPORT_DIR
