@@ -55,6 +55,7 @@ def test_tutorial_dicts_compose_to_the_app_defaults(tmp_path):
     assert not (tmp_path / "exp").exists()
 
 
+@pytest.mark.slow
 def test_train_model_writes_the_model_dir(tmp_path):
     ki = KnowIt(tmp_path / "exp")
     with warnings.catch_warnings():
@@ -77,6 +78,7 @@ def test_train_model_writes_the_model_dir(tmp_path):
     assert snapshot(model_dir) == before
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_metrics(tmp_path):
     def metrics(exp):
         kwargs = small(tutorial_kwargs(), epochs=2)
@@ -92,6 +94,7 @@ def test_same_seed_gives_identical_metrics(tmp_path):
     assert any(r["valid_loss"] for r in rows)
 
 
+@pytest.mark.slow
 def test_sweep_kwargs_write_into_the_sweep_layout(tmp_path):
     ki = KnowIt(tmp_path / "exp")
     with warnings.catch_warnings():

@@ -81,6 +81,7 @@ def test_import_train_and_rebuild_from_the_api(tmp_path, arch_file):
         ki.train_model("m3", {**kwargs, "arch": {"name": "nope"}})
 
 
+@pytest.mark.slow
 def test_cli_trains_and_sweeps_a_custom_arch_from_any_directory(tmp_path, arch_file):
     exp = tmp_path / "exp"
     KnowIt(exp).import_arch(str(arch_file))

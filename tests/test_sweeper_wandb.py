@@ -139,6 +139,7 @@ def test_wandb_agent_command_writes_the_sweep_layout(tmp_path):
     assert b"valid_loss" in data and b"epoch" in data
 
 
+@pytest.mark.slow
 def test_knowit_tutorial_runner_recipe(tmp_path, monkeypatch):
     """The KnowIt tutorial's runner(), verbatim in shape, under a W&B agent's environment."""
     import wandb
@@ -195,6 +196,7 @@ def test_knowit_tutorial_runner_recipe(tmp_path, monkeypatch):
     assert checkpoints(model_dir)[0].read_bytes() == checkpoints(sweep_dir / kept)[0].read_bytes()
 
 
+@pytest.mark.slow
 def test_hyperband_stops_a_bad_run_and_records_it_stopped(tmp_path):
     """A run far worse than its peers at the first band is stopped, not failed."""
     from knowit_app.api import compose_config

@@ -27,6 +27,7 @@ def metrics_rows(out_dir):
         return list(csv.DictReader(fh))
 
 
+@pytest.mark.slow
 def test_metrics_scheduler_clipping_and_early_stopping(tmp_path):
     cfg = cfg_for(tmp_path, "trainer.max_epochs=6",
                   "trainer.performance_metrics=[mean_absolute_error,r2_score]",
@@ -69,6 +70,7 @@ class _Recorder:
         return Recorder()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("clip", [None, 1e-4])
 def test_gradient_clipping_bounds_every_step(tmp_path, clip):
     """trainer.gradient_clip_val (algorithm value) caps every gradient the optimizer sees."""
@@ -84,6 +86,7 @@ def test_gradient_clipping_bounds_every_step(tmp_path, clip):
         assert max(recorder.max_grads) <= clip * (1 + 1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scheduler, kwargs, factors", [
     ("StepLR", "{step_size:1,gamma:0.5}", [1, 0.5, 0.25]),
     # never "improves" (threshold 1e9): the plateau scheduler halves the rate from epoch 2 on
@@ -98,6 +101,7 @@ def test_lr_scheduler_steps_once_per_epoch(tmp_path, scheduler, kwargs, factors)
     assert recorder.lrs == pytest.approx([0.01 * f for f in factors])
 
 
+@pytest.mark.slow
 def test_epoch_metric_is_over_the_whole_epoch(tmp_path):
     """valid_perf_mean_absolute_error equals the MAE over the whole valid split."""
     import torch
@@ -208,6 +212,7 @@ def test_lightning_options_pass_through(tmp_path):
     assert checkpoint.monitor == "valid_loss" and checkpoint.mode == "max"
 
 
+@pytest.mark.slow
 def test_bf16_autocast_trains_on_cpu(tmp_path):
     cfg = cfg_for(tmp_path, "trainer.accelerator=auto", "trainer.precision=bf16-mixed",
                   "trainer.max_epochs=1")
