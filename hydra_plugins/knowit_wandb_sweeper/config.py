@@ -18,8 +18,13 @@ class WandbSweeperConf:
     _target_: str = "hydra_plugins.knowit_wandb_sweeper.wandb_sweeper.WandbSweeper"
     # New runs this invocation (null: until the search ends; random/bayes need it or run_cap).
     count: Optional[int] = None
-    # Runs launched at once (one launcher batch).
-    parallel: int = 1
+    # Runs at once. auto: with the in-process launcher, one worker process per usable core
+    # (each one torch thread); with other launchers (submitit, Slurm), 1. A number: that many
+    # (worker processes, or one launcher batch of that many jobs). 1: one run after another.
+    parallel: Any = "auto"
+    # Full output (W&B's run lines, Hydra's launch lines, each training's epochs) on the
+    # console; otherwise one line per run start and end and the sweep's progress.
+    verbose: bool = False
     # auto (online when W&B credentials exist), offline (local `sweeps` engine), online.
     mode: str = "auto"
     # Search method when parameters come from Hydra's grammar (grid, random, bayes).

@@ -16,6 +16,7 @@
           sweep_state.json, .sweep.lock   every run's state (shared by sweepers) and its lock
           <run>/                          one sweep run, same files as a model, plus error.txt
           .interrupted/<run>-<time>/      partial files of a run that was rerun
+          worker-<n>.log                  output of local sweep worker n
   models/.staging/<model>-<time>/         a training in progress (moved into place at the end)
 ```
 
@@ -55,6 +56,7 @@ SWEEP_CONFIG_FILE = "sweep_config.yaml"  # the resolved W&B sweep config of a sw
 SWEEP_STATE_FILE = "sweep_state.json"
 SWEEP_LOCK = ".sweep.lock"
 INTERRUPTED_DIR = ".interrupted"
+WORKER_LOG = "worker-{n}.log"  # a local sweep worker's stdout and stderr
 
 # Entries of a model directory that belong to the trained model itself (not its sweeps).
 MODEL_ENTRY_PATTERNS = (f"{CHECKPOINT_PREFIX}*.ckpt", MODEL_ARGS_FILE, LOGS_DIR, RESULT_FILE,

@@ -35,6 +35,7 @@ from knowit_app.experiment.sweep_state import RunRecord, rebuild_records
 from knowit_app.sweeps.naming import override_value, overrides_for, run_name
 from knowit_app.sweeps.outcomes import adopt_finished, job_outcome, one_line, set_aside
 from knowit_app.sweeps.plan import SweepPlan, plan_sweep, size_line
+from knowit_app.sweeps.progress import quiet_overrides, start_progress
 from knowit_app.sweeps.spec import SweepSpec
 from knowit_app.sweeps.state import (
     SweepState,
@@ -44,6 +45,7 @@ from knowit_app.sweeps.state import (
     params_from_overrides,
 )
 from knowit_app.sweeps.tables import format_best
+from knowit_app.sweeps.workers import local_launcher, resolve_parallel, run_workers, take_budget
 
 log = logging.getLogger("knowit_app.sweep")
 
@@ -76,6 +78,8 @@ class SweepDriver:
         self.task_function: TaskFunction | None = None
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
+        self.invocation: str | None = None  # set when worker processes share a count
+        self.progress: Any = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
               config: DictConfig) -> None:
@@ -93,6 +97,8 @@ class SweepDriver:
     # ---- the loop -------------------------------------------------------------------------
 
     def sweep(self, arguments: list[str]) -> list[JobReturn]:
+        assert self.config is not None
+        self.options.parallel = resolve_parallel(self.options.parallel, self.config)
         plan = self.plan(arguments)
         state = SweepState(plan.sweep_dir)
         self._check_config(plan)
@@ -104,6 +110,21 @@ class SweepDriver:
         log.info("sweep %s (%s, metric %s %s) in %s", plan.spec.name, plan.spec.method,
                  plan.spec.goal, plan.spec.metric_name, plan.sweep_dir)
         log.info(size_line(plan.spec, count, state.records()))
+        self.progress = start_progress(self.options, plan, count, parallel, state.records())
+        if parallel > 1 and local_launcher(self.config):  # worker processes share the sweep
+            returns = run_workers(self, plan, state, count, parallel)
+        else:
+            returns = self._loop(plan, state, count, parallel)
+        self.progress.finish(self.config)
+        records = state.records()
+        log.info(format_best(plan.spec.name, plan.spec.metric_name, plan.spec.goal, records))
+        self._check_some_run_counts(plan, state, records)
+        return returns
+
+    def _loop(self, plan: SweepPlan, state: SweepState, count: int | None,
+              parallel: int) -> list[JobReturn]:
+        """Claim, launch and tell, ``parallel`` runs a batch, until ``count``, the
+        controller or the metric's target ends it."""
         returns: list[JobReturn] = []
         started = 0
         while count is None or started < int(count):
@@ -114,6 +135,8 @@ class SweepDriver:
             claims = self._claim(plan, state, want)
             if not claims:
                 break
+            for claim in claims:
+                self.progress.started(claim.record.name)
             try:
                 results = self.launcher.launch([c.overrides for c in claims],
                                                initial_job_idx=self.job_idx)
@@ -127,9 +150,6 @@ class SweepDriver:
             returns.extend(results or [])
             started += len(claims)
             self._check_failures(state)
-        records = state.records()
-        log.info(format_best(plan.spec.name, plan.spec.metric_name, plan.spec.goal, records))
-        self._check_some_run_counts(plan, state, records)
         return returns
 
     def _check_config(self, plan: SweepPlan) -> None:
@@ -192,6 +212,8 @@ class SweepDriver:
                     continue
                 if adopt_finished(plan.sweep_dir / run["name"], run, plan.spec.metric_name):
                     continue
+                if not take_budget(data, self.invocation):  # count, shared by the workers
+                    break
                 set_aside(plan.sweep_dir / run["name"])
                 run.update(started=time.time(), ended=None, error=None, score=None, history=[])
                 data["owners"][run["name"]] = owner_now()
@@ -201,7 +223,7 @@ class SweepDriver:
             while len(claims) < want and (cap is None or len(data["runs"]) < cap):
                 history = [RunRecord.from_dict(r) for r in data["runs"]]
                 proposal = plan.controller.propose(history)
-                if proposal is None:
+                if proposal is None or not take_budget(data, self.invocation):
                     break
                 params, extra = proposal
                 name = run_name(params, taken={r["name"] for r in data["runs"]})
@@ -235,6 +257,7 @@ class SweepDriver:
         spec = plan.spec
         threads = self._threads_per_run(plan)
         extra = [f"trainer.num_threads={threads}"] if threads else []
+        extra += quiet_overrides(bool(self.options.verbose))
         return [*extra, f"hydra.sweep.dir={override_value(str(plan.sweep_dir))}",
                 f"hydra.sweep.subdir={override_value(name)}",
                 f"wandb.mode={plan.controller.wandb_mode}",
@@ -258,9 +281,7 @@ class SweepDriver:
                 run.update(update)
                 data["owners"].pop(claim.record.name, None)
             plan.controller.tell(claim.record, update)
-            shown = f"{update['score']:.4g}" if update.get("score") is not None else "-"
-            log.info("run %s: %s (%s=%s)", claim.record.name, update["state"],
-                     plan.spec.metric_name, shown)
+            self.progress.ended(claim.record.name, update)
 
     def _target_reached(self, state: SweepState, spec: SweepSpec) -> bool:
         if spec.target is None:
