@@ -89,7 +89,7 @@ def poison_args(exp: Path, poison: str, start: int, epochs: int) -> list[str]:
     """``poison`` quoted as Hydra strings ('nan'): a bare nan is a number, refused in a config."""
     return [f"exp_dir={exp}", "arch=custom", "arch.name=poison_net",
             f"+arch.arch_hps.poison={poison}", f"+arch.arch_hps.poison_from={start}",
-            "data.limit=5", f"trainer.max_epochs={epochs}", "wandb.mode=disabled"]
+            "data.limit=5", f"trainer.max_epochs={epochs}"]
 
 
 # --------------------------------------------------------------------------- run_result.json
@@ -120,7 +120,8 @@ def test_valid_loss_that_becomes_nan_after_a_finite_epoch_fails_the_training(poi
 
 @pytest.mark.slow
 def test_single_training_with_an_infinite_valid_loss_fails_in_one_line(poison_exp, tmp_path):
-    proc = run_cli(["model_name=inf1", *poison_args(poison_exp, "'inf'", 1, 1)], cwd=tmp_path)
+    proc = run_cli(["model_name=inf1", *poison_args(poison_exp, "'inf'", 1, 1),
+                    "wandb.mode=disabled"], cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr[-3000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "valid_loss became inf in epoch 1" in errors[0], proc.stderr
@@ -139,7 +140,7 @@ def test_a_sweep_of_diverging_runs_records_them_failed_and_exits_non_zero(poison
     assert proc.returncode != 0, proc.stderr[-3000:]
     assert "every run of sweep div failed (2 of 2 runs)" in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert "a grid of 2 runs; this invocation runs up to 2" in proc.stderr
+    assert "a grid of 2 runs; this invocation runs up to 2" in proc.stderr + proc.stdout
     sweep_dir = poison_exp / "models/d/sweeps/div"
     runs = {r["name"]: r for r in json.loads((sweep_dir / "sweep_state.json").read_text())
             ["runs"]}
@@ -233,9 +234,10 @@ def test_a_sweep_goes_on_after_its_state_file_was_truncated(one_of_two, tmp_path
     state.write_text(state.read_text()[:40])
     proc = run_cli(args, cwd=work, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    warnings = [line for line in proc.stderr.splitlines() if "was damaged" in line]
-    assert len(warnings) == 1 and str(state) in warnings[0], proc.stderr
-    assert "Traceback" not in proc.stderr
+    output = proc.stderr + proc.stdout
+    warnings = [line for line in output.splitlines() if "was damaged" in line]
+    assert len(warnings) == 1 and str(state) in warnings[0], output
+    assert "Traceback" not in output
     assert len(list(sweep_dir.glob("sweep_state.json.corrupt-*"))) == 1
     runs = {r["name"]: r for r in strict_json(state)["runs"]}
     assert {n: r["state"] for n, r in runs.items()} == {"dropout_0.0": "finished",

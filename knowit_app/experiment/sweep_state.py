@@ -227,9 +227,14 @@ class SweepState:
         return out
 
 
+# ``hydra.*`` overrides of the invocation that launched a job, which Hydra records in every
+# job's hydra.yaml beside the job's own; a relaunch takes them from its own invocation.
+_INVOCATION_OVERRIDES = ("hydra.mode=", "hydra.sweeper.", "hydra.launcher.", "hydra/")
+
+
 def read_job_overrides(run_dir: Path) -> list[str] | None:
-    """The overrides Hydra launched a run's job with (``.hydra/overrides.yaml`` for the task,
-    ``.hydra/hydra.yaml`` for ``hydra.*``); None when the run dir does not record them."""
+    """The overrides the sweeper launched a run's job with (``.hydra/overrides.yaml`` for the
+    task, ``.hydra/hydra.yaml`` for ``hydra.*``); None when the run dir does not record them."""
     hydra_dir = Path(run_dir) / HYDRA_DIR
     try:
         task = yaml.safe_load((hydra_dir / "overrides.yaml").read_text())
@@ -242,7 +247,9 @@ def read_job_overrides(run_dir: Path) -> list[str] | None:
         own = hydra["hydra"]["overrides"]["hydra"]
     except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError):
         own = []
-    return [str(o) for o in [*(own if isinstance(own, list) else []), *task]]
+    own = [str(o) for o in (own if isinstance(own, list) else [])]
+    return [*(o for o in own if not o.lstrip("+~").startswith(_INVOCATION_OVERRIDES)),
+            *(str(o) for o in task)]
 
 
 def rebuild_records(sweep_dir: Path, metric: str,
