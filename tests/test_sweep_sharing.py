@@ -16,7 +16,8 @@ pytestmark = pytest.mark.slow
 
 ARGS = ["-m", "model_name=shared", "sweep.name=grid6", "arch.dropout=0.0,0.1,0.2",
         "trainer.learning_rate=0.001,0.01", "data.limit=5", "arch.width=16",
-        "trainer.max_epochs=2", "trainer.num_threads=1"]
+        "trainer.max_epochs=2", "trainer.num_threads=1",
+        "hydra.sweeper.parallel=1"]  # three sweepers, one run each at a time
 GRID = {f"dropout_{d}-learning_rate_{lr}" for d in ("0.0", "0.1", "0.2")
         for lr in ("0.001", "0.01")}
 
