@@ -79,6 +79,7 @@ def plain_loop(plan, fused: bool) -> list[tuple[float, float]]:
     return losses
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recorder", [EpochLosses, ListeningEpochLosses])
 def test_app_losses_equal_a_plain_loop(tmp_path, recorder):
     cfg = compose_config([f"exp_dir={tmp_path / 'exp'}", "data.limit=3", "arch.width=32",
