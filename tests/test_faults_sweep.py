@@ -253,3 +253,13 @@ def test_a_damaged_sweep_config_is_one_error_naming_it(tmp_path, text):
     message = str(info.value)
     assert str(tmp_path / "sweep_config.yaml") in message and "\n" not in message
     assert "delete it" in message
+
+
+def test_a_state_or_config_that_is_a_directory_is_one_error_naming_it(tmp_path):
+    (tmp_path / "sweep_state.json").mkdir()
+    (tmp_path / "sweep_config.yaml").mkdir()
+    state = SweepState(tmp_path)
+    for read in (state.records, lambda: state.recover(lambda: []),
+                 lambda: read_sweep_config(tmp_path)):
+        with pytest.raises(KnowitError, match=r"cannot read .*(sweep_state.json|sweep_config.yaml)"):
+            read()

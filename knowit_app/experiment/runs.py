@@ -238,7 +238,7 @@ def read_sweep_config(sweep_dir: Path) -> dict[str, Any]:
     sweep's definition, so it is never guessed or silently rewritten.
     """
     path = Path(sweep_dir) / SWEEP_CONFIG_FILE
-    if not path.is_file():
+    if not path.exists():
         return {}
     try:
         config = yaml.safe_load(path.read_text())

@@ -165,10 +165,16 @@ class SweepState:
         if not self.path.exists():
             return {"version": 1, "runs": [], "owners": {}}
         try:
-            return parse_state(self.path.read_text())
+            return parse_state(self._text())
         except ValueError as exc:
             raise DamagedState(f"{self.path} is damaged ({exc}); starting the sweep again "
                                "rebuilds it from its run dirs") from None
+
+    def _text(self) -> str:
+        try:
+            return self.path.read_text()
+        except OSError as exc:  # a directory in its place, no permission: one line, not a trace
+            raise KnowitError(f"cannot read {self.path}: {exc.strerror or exc}") from None
 
     @contextmanager
     def locked(self) -> Iterator[dict[str, Any]]:
@@ -190,7 +196,7 @@ class SweepState:
             if not self.path.exists():
                 return None
             try:
-                parse_state(self.path.read_text())
+                parse_state(self._text())
                 return None
             except ValueError as exc:
                 why = str(exc)
