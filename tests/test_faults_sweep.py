@@ -261,5 +261,5 @@ def test_a_state_or_config_that_is_a_directory_is_one_error_naming_it(tmp_path):
     state = SweepState(tmp_path)
     for read in (state.records, lambda: state.recover(lambda: []),
                  lambda: read_sweep_config(tmp_path)):
-        with pytest.raises(KnowitError, match=r"cannot read .*(sweep_state.json|sweep_config.yaml)"):
+        with pytest.raises(KnowitError, match=r"cannot read .*sweep_(state.json|config.yaml)"):
             read()
