@@ -206,6 +206,8 @@ def warm_imports() -> None:
     started = time.perf_counter()
     import lightning  # noqa: F401
     import wandb  # noqa: F401
+    # wandb.init imports W&B's launch inputs (and its public API) on first use: 2-4 s here.
+    import wandb.sdk.launch.inputs.internal  # noqa: F401
 
     import knowit_app.training.module  # noqa: F401
     import knowit_app.training.trainer  # noqa: F401
