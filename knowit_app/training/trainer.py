@@ -15,6 +15,7 @@ from lightning.pytorch.loggers import CSVLogger
 from knowit_app.errors import ConfigError
 from knowit_app.experiment.layout import CHECKPOINT_PREFIX, LOGS_DIR
 from knowit_app.training.callbacks import EpochSummary
+from knowit_app.training.progress import terminal_bar
 
 # Lightning announces GPU/TPU availability and tips at INFO on every run: noise in a sweep.
 for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
@@ -56,7 +57,8 @@ def build_trainer(trainer_cfg: Mapping[str, Any], out_dir: Path, monitor: str, m
                   callbacks: Sequence[Any] = ()) -> tuple[L.Trainer, ModelCheckpoint]:
     """A Trainer writing into ``out_dir``; returns it with its checkpoint callback."""
     checkpoint = checkpoint_callback(out_dir, monitor, mode)
-    all_callbacks: list[Any] = [checkpoint, EpochSummary(), *callbacks]
+    all_callbacks: list[Any] = [checkpoint, *terminal_bar(bool(trainer_cfg["enable_progress_bar"])),
+                                EpochSummary(), *callbacks]
     if trainer_cfg["early_stopping"]:
         all_callbacks.append(early_stopping_callback(trainer_cfg["early_stopping_args"],
                                                      monitor, mode))
