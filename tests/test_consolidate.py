@@ -170,11 +170,20 @@ def test_replaced_model_is_kept_and_sweeps_are_untouched(tmp_path):
     sweep_dir = make_sweep(tmp_path, {"r1": 0.3})
     model_dir = tmp_path / "models" / "m"
     consolidate_sweep(tmp_path, "m", "s")
+    # What the old model's companion commands left (predictions, interpretations and their
+    # pictures) describes the old model: it must leave with it, not sit beside the new one.
+    derived = ("predictions", "interpretations", "visualizations")
+    for name in derived:
+        (model_dir / name).mkdir()
+        (model_dir / name / "notes.txt").write_text(f"{name} of r1")
     old = model_files(model_dir)
     make_run(sweep_dir, "r2", 0.05)
     sweeps_before = snapshot(model_dir / "sweeps")
     res = consolidate_sweep(tmp_path, "m", "s")
     assert res.run == "r2" and res.replaced is not None
+    for name in derived:
+        assert not (model_dir / name).exists()
+        assert (res.replaced / name / "notes.txt").read_text() == f"{name} of r1"
     assert res.replaced.parent == (model_dir / ".replaced").resolve()
     assert model_files(res.replaced) == old  # the whole old model, byte for byte
     assert promoted_weights(model_dir) == "weights of r2"

@@ -43,6 +43,8 @@ CONSOLIDATED_FILE = "consolidated_from.json"
 HYDRA_DIR = ".hydra"
 REPLACED_DIR = ".replaced"
 PREDICTIONS_DIR = "predictions"
+INTERPRETATIONS_DIR = "interpretations"  # knowit-app-interpret: arrays + their description
+VISUALIZATIONS_DIR = "visualizations"  # pictures of the interpretations
 
 # The model swap's own entries (experiment/model_swap.py).
 SWAP_JOURNAL = ".swap.json"
@@ -60,7 +62,8 @@ WORKER_LOG = "worker-{n}.log"  # a local sweep worker's stdout and stderr
 
 # Entries of a model directory that belong to the trained model itself (not its sweeps).
 MODEL_ENTRY_PATTERNS = (f"{CHECKPOINT_PREFIX}*.ckpt", MODEL_ARGS_FILE, LOGS_DIR, RESULT_FILE,
-                        CONSOLIDATED_FILE, HYDRA_DIR, PREDICTIONS_DIR, "*.log")
+                        CONSOLIDATED_FILE, HYDRA_DIR, PREDICTIONS_DIR, INTERPRETATIONS_DIR,
+                        VISUALIZATIONS_DIR, "*.log")
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=,+-]*$")
 

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from knowit_app.experiment.io import replace_atomically
+from knowit_app.experiment.layout import INTERPRETATIONS_DIR
 
-INTERPRETATIONS_DIR = "interpretations"
 FORMAT_VERSION = 1
 REQUIRED_ARRAYS = ("attributions", "inputs", "predictions", "targets", "timestamps",
                    "point_ids", "convergence_delta")

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from knowit_app.experiment.io import replace_atomically
+from knowit_app.experiment.layout import VISUALIZATIONS_DIR
 
-VISUALIZATIONS_DIR = "visualizations"
 MAX_FRAMES = 60
 MAX_LINES = 6  # input components drawn as lines in the animation
 

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from knowit_app.archs import build_model
 from knowit_app.config.checks import devices_value, monitored_metric, validate_app
 from knowit_app.data.prepared import PreparedData, make_dataloader, prepare
+from knowit_app.experiment.runs import RunResult
 from knowit_app.training.components import (
     loss_function,
     metric_factory,
@@ -30,7 +31,6 @@ from knowit_app.training.components import (
     optimizer_class,
     scheduler_class,
 )
-from knowit_app.experiment.runs import RunResult
 
 log = logging.getLogger("knowit_app.training")
 
