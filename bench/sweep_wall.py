@@ -8,9 +8,9 @@ usage: python bench/sweep_wall.py [--count 10] [--epochs 5] [--limit N] [--out F
    command to its exit, sampling the memory of its whole process tree (PSS, so pages the
    forked workers share are counted once; RSS summed as well).
 2. Times the plain eager loop (``floor.py``: same MLP, Adam, MSE, sample counts, batch size,
-   a validation pass every epoch) once per batch size the sweep's runs used, and adds up the
-   time it needs to train those configurations one after another in one script: its imports
-   once, then each configuration's setup and epochs.
+   a validation pass every epoch; one torch thread) once per batch size the sweep's runs used,
+   and adds up the time it needs to train those configurations one after another in one
+   script: its imports once, then each configuration's setup and epochs.
 3. Reads start-up from the runs' own logs: the command's start to the first run's fit start
    (``training ...`` is logged just before ``trainer.fit``), and for every run that was not
    the first of its worker, its claim to its fit start (a warm worker's run start).
@@ -140,7 +140,9 @@ def run_floor(batch_sizes: list[int], args: argparse.Namespace, work: Path) -> d
         cmd = [sys.executable, str(FLOOR), str(results), "--batch", str(batch),
                "--epochs", str(args.epochs)]
         log(f"floor: {' '.join(cmd[1:])}")
-        run_child(cmd, cwd=work, env=child_env(None), timeout=3600).check()
+        # One torch thread: as fast as two on a quiet machine (2.75 vs 2.70 ms a step) and
+        # immune to a busy neighbour, which makes two spinning OpenMP threads crawl.
+        run_child(cmd, cwd=work, env=child_env(1), timeout=3600).check()
         per_batch[batch] = json.loads(results.read_text().splitlines()[-1])
     imports = min(r["import_s"] for r in per_batch.values())
     train = sum(per_batch[b]["setup_s"] + per_batch[b]["loop_s"] for b in batch_sizes)
