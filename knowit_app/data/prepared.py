@@ -3,6 +3,7 @@
 ``prepare`` validates the whole data config, loads the dataset, finds prediction points, splits
 them and fits the scalers; the result holds the scaled dataset once, as two tensors, and builds
 each batch by index arithmetic (windows = row + offsets), so no per-sample Python runs per step.
+The loaders (``make_dataloader``, in ``windows``) gather a split's windows once when they fit.
 
 As in KnowIt, input and output components keep the dataset's column order whatever order the
 config lists them in, the training loader drops its last partial batch, and a batch size larger
@@ -12,8 +13,7 @@ than the smallest non-empty split is lowered to that split's size.
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,12 @@ from knowit_app.data.splits import (
     split_points,
 )
 from knowit_app.data.store import load_dataset
+from knowit_app.data.windows import (  # noqa: F401  (the loaders' public home stays here too)
+    PointBatches,
+    WindowLoader,
+    effective_batch_size,
+    make_dataloader,
+)
 from knowit_app.errors import ConfigError
 
 PADDING_METHODS = ("constant", "edge")
@@ -308,93 +314,3 @@ def prepare(data_cfg: Mapping[str, Any], task: str, exp_dir: str | Path) -> Prep
         train_order=selection_order(ds, plan.all_points, cfg["split_method"], cfg["seed"],
                                     splits["train"]),
     )
-
-
-class PointBatches:
-    """Point rows cut into batches; a fresh seeded permutation each epoch when shuffling.
-
-    As KnowIt's sampler: the permutation of epoch ``e`` is
-    ``numpy.random.default_rng(seed + e).shuffle`` of the positions in ``rows`` (for training,
-    KnowIt's selection order), so batches hold the points KnowIt's would. Lightning calls
-    :meth:`set_epoch` before each epoch, so a run resumed at epoch ``e`` sees the same order it
-    would have seen without the interruption. With ``drop_last`` a final batch smaller than
-    ``batch_size`` is left out (KnowIt's ``drop_small`` for training).
-    """
-
-    def __init__(self, rows: np.ndarray, batch_size: int, shuffle: bool, seed: int,
-                 drop_last: bool = False) -> None:
-        self.rows = np.asarray(rows, dtype=np.int64)
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
-        self.drop_last = drop_last
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        order = self.rows
-        if self.shuffle:
-            positions = np.arange(len(self.rows))
-            np.random.default_rng(self.seed + self.epoch).shuffle(positions)
-            self.epoch += 1
-            order = self.rows[positions]
-        for i in range(0, len(self) * self.batch_size, self.batch_size):
-            yield order[i:i + self.batch_size]
-
-    def __len__(self) -> int:
-        if self.drop_last:
-            return len(self.rows) // self.batch_size
-        return math.ceil(len(self.rows) / self.batch_size)
-
-
-class WindowLoader:
-    """An iterable of ready ``(inputs, targets)`` batches over one split.
-
-    Not a ``DataLoader``: batches are whole tensors built by index arithmetic, so its
-    fetch/collate machinery would only add per-step cost. Lightning accepts any iterable with
-    ``len``; it finds :attr:`sampler` and calls its ``set_epoch``.
-    """
-
-    batch_sampler = None
-
-    def __init__(self, prepared: PreparedData, sampler: PointBatches) -> None:
-        self.prepared = prepared
-        self.sampler = sampler
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        batch = self.prepared.batch
-        for rows in self.sampler:
-            yield batch(rows)
-
-    def __len__(self) -> int:
-        return len(self.sampler)
-
-
-def effective_batch_size(prepared: PreparedData, batch_size: int) -> int:
-    """KnowIt lowers a batch size larger than the smallest non-empty split to that split's size."""
-    sizes = [n for n in prepared.split_sizes().values() if n > 0]
-    return min([batch_size, *sizes])
-
-
-def make_dataloader(
-    prepared: PreparedData, split: str, batch_size: int, shuffle: bool, seed: int,
-    drop_last: bool | None = None,
-) -> WindowLoader:
-    """An iterable over one split whose items are whole batches.
-
-    ``drop_last`` defaults to KnowIt's choice: training batches (train split, shuffled) drop a
-    final partial batch; evaluation and prediction keep every point.
-    """
-    if split not in prepared.points:
-        raise ValueError(f"unknown split {split!r}; have {', '.join(prepared.points)}")
-    batch_size = _check_int(batch_size, "data.batch_size", positive=True)
-    batch_size = effective_batch_size(prepared, batch_size)
-    if drop_last is None:
-        drop_last = split == "train" and bool(shuffle)
-    rows = prepared.points[split]
-    if shuffle and split == "train" and prepared.train_order is not None:
-        rows = prepared.train_order
-    return WindowLoader(prepared, PointBatches(rows, batch_size,
-                                               bool(shuffle), int(seed), bool(drop_last)))
