@@ -20,9 +20,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from knowit_app.archs import build_model
+from knowit_app.archs import ARCH_NAMES, build_model
 from knowit_app.config.checks import devices_value, monitored_metric, validate_app
 from knowit_app.data.prepared import PreparedData, make_dataloader, prepare
+from knowit_app.data.windows import validation_batch_size
 from knowit_app.experiment.runs import RunResult
 from knowit_app.training.components import (
     loss_function,
@@ -116,7 +117,10 @@ def execute(plan: TrainingPlan, out_dir: Path, *, loggers: Sequence[Any] = (),
     batch_size, seed = cfg.data.batch_size, cfg.data.seed
     train_loader = make_dataloader(plan.prepared, "train", batch_size,
                                    cfg.data.shuffle_train, seed)
-    valid_loader = make_dataloader(plan.prepared, "valid", batch_size, False, seed)
+    # Larger validation batches where they cannot change the logged scores (see the function).
+    valid_batch = validation_batch_size(batch_size, trainer_cfg.loss_kwargs,
+                                        str(cfg.arch.get("name", "")).upper() in ARCH_NAMES)
+    valid_loader = make_dataloader(plan.prepared, "valid", valid_batch, False, seed)
     log.info("training %s on %s: %d train / %d valid points, %d parameters",
              cfg.arch.name, cfg.data.name, len(plan.prepared.points["train"]),
              len(plan.prepared.points["valid"]),
