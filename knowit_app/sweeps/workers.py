@@ -204,9 +204,9 @@ def _interrupt(signum: int, frame: Any) -> None:
 def warm_imports() -> None:
     """Import what every run needs once, before the workers are forked from this process."""
     started = time.perf_counter()
+    # wandb.init imports W&B's launch inputs (and its public API) on first use: 2-4 s here.
     import lightning  # noqa: F401
     import wandb  # noqa: F401
-    # wandb.init imports W&B's launch inputs (and its public API) on first use: 2-4 s here.
     import wandb.sdk.launch.inputs.internal  # noqa: F401
 
     import knowit_app.training.module  # noqa: F401
