@@ -148,8 +148,8 @@ class WindowLoader:
             if isinstance(pos, slice):
                 yield x_all[pos].clone(), y_all[pos].clone()
             else:
-                index = torch.from_numpy(pos)
-                yield x_all[index], y_all[index]
+                index = torch.from_numpy(pos)  # index_select: 2-3x faster than x_all[index]
+                yield x_all.index_select(0, index), y_all.index_select(0, index)
 
     def __len__(self) -> int:
         return len(self.sampler)
