@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 # Small and fast, but the real thing: 5 of synth_2's instances (3 train, 1 valid, 1 eval),
 # a narrow MLP, one or two epochs.
 FAST = ["data.limit=5", "arch.width=32", "trainer.max_epochs=2"]
@@ -105,3 +108,36 @@ def write_metrics(run_dir: Path, rows: list[dict[str, float]], version: int = 0)
         logger.log_metrics(dict(row), step=int(row.get("step", row["epoch"])))
     logger.save()
     return Path(logger.log_dir) / "metrics.csv"
+
+
+def toy_frame() -> pd.DataFrame:
+    """3 instances x 40 steps of 1 s; i1 has a 1 h gap after 25 steps (so 4 slices).
+
+    a, b, c inputs (c constant), y a regression target, label classes 0..2. NaNs: a in row 10
+    of i0, y in row 20 and label in row 30 of i2.
+    """
+    rng = np.random.default_rng(0)
+    parts = []
+    for k, name in enumerate(["i0", "i1", "i2"]):
+        secs = np.arange(40) + 1000 * k + 3600 * (np.arange(40) >= 25) * (name == "i1")
+        a, b = rng.normal(size=40), rng.normal(size=40)
+        part = pd.DataFrame({
+            "time": pd.Timestamp("2024-01-01") + pd.to_timedelta(secs, unit="s"),
+            "inst": name, "a": a, "b": b, "c": 5.0,
+            "y": 2 * a + b + 3, "label": (a > 0).astype(float) + (b > 0),
+        })
+        parts.append(part)
+    parts[0].loc[10, "a"] = np.nan
+    parts[2].loc[20, "y"] = np.nan
+    parts[2].loc[30, "label"] = np.nan
+    return pd.concat(parts, ignore_index=True)
+
+
+def toy_data_config(**kw):
+    """A data config for the toy_frame() dataset (imported as 'toy'); keywords override."""
+    base = dict(name="toy", in_components=["a", "b", "c"], out_components=["y"],
+                in_chunk=[-6, 0], out_chunk=[0, 2], split_portions=[0.5, 0.25, 0.25],
+                split_method="slice-chronological", limit=None, scaling_tag="full",
+                scaling_method="z-norm", batch_size=8, padding_method="constant", seed=1)
+    base.update(kw)
+    return base

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import toy_data_config as cfg
+from helpers import toy_frame
 
 from knowit_app.data.importer import import_dataset
 from knowit_app.data.prepared import make_dataloader, prepare
@@ -13,7 +15,6 @@ from knowit_app.data.windows import (
     gathered_bytes,
     validation_batch_size,
 )
-from tests.test_data_prepared import cfg, toy_frame
 
 
 @pytest.fixture(scope="module")
