@@ -123,6 +123,20 @@ def check_output_activation(hps: Mapping[str, Any], name: str = "output_activati
         resolve_activation(name, hps[name])
 
 
+def check_convolutional(hps: Mapping[str, Any], arch: str, known: Iterable[str],
+                        normalizations: tuple[str | None, ...]) -> None:
+    """The checks CNN and TCN share: the same hyperparameter names, their own normalizations."""
+    check_known(hps, arch, known)
+    check_dropout(hps)
+    check_output_activation(hps)
+    check_int(hps, "depth", 1)
+    check_int(hps, "num_filters", 1)
+    check_int(hps, "kernel_size", 1)
+    check_choice(hps, "normalization", normalizations)
+    check_activation(hps)
+    check_int(hps, "dilation_base", 1)
+
+
 def check_task(
     task: str,
     output_shape: tuple[int, int],

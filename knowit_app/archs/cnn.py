@@ -35,15 +35,7 @@ HP_RANGES: dict[str, dict[str, Any]] = {
 
 def validate(hps: Mapping[str, Any]) -> None:
     """Check the CNN hyperparameters present in ``hps``; ConfigError names the first bad one."""
-    checks.check_known(hps, NAME, hp_defaults(NAME))
-    checks.check_dropout(hps)
-    checks.check_output_activation(hps)
-    checks.check_int(hps, "depth", 1)
-    checks.check_int(hps, "num_filters", 1)
-    checks.check_int(hps, "kernel_size", 1)
-    checks.check_choice(hps, "normalization", NORMALIZATIONS)
-    checks.check_activation(hps)
-    checks.check_int(hps, "dilation_base", 1)
+    checks.check_convolutional(hps, NAME, hp_defaults(NAME), NORMALIZATIONS)
 
 
 def build(
