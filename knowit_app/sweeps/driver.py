@@ -32,6 +32,7 @@ from knowit_app.experiment.runs import (
     write_sweep_config,
 )
 from knowit_app.experiment.sweep_state import RunRecord, rebuild_records
+from knowit_app.sweeps.controllers import ServerController
 from knowit_app.sweeps.naming import override_value, overrides_for, run_name
 from knowit_app.sweeps.outcomes import adopt_finished, job_outcome, one_line, set_aside
 from knowit_app.sweeps.plan import SweepPlan, plan_sweep, size_line
@@ -98,8 +99,14 @@ class SweepDriver:
 
     def sweep(self, arguments: list[str]) -> list[JobReturn]:
         assert self.config is not None
+        automatic = str(self.options.parallel).strip().lower() == "auto"
         self.options.parallel = resolve_parallel(self.options.parallel, self.config)
         plan = self.plan(arguments)
+        online = isinstance(plan.controller, ServerController)
+        if online and automatic:
+            # A W&B server hands runs to agents; forked workers would share one agent id and be
+            # handed the same run. Online sweeps keep one run at a time unless asked otherwise.
+            self.options.parallel = 1
         state = SweepState(plan.sweep_dir)
         self._check_config(plan)
         self._recover_state(plan, state)
@@ -111,7 +118,7 @@ class SweepDriver:
                  plan.spec.goal, plan.spec.metric_name, plan.sweep_dir)
         log.info(size_line(plan.spec, count, state.records()))
         self.progress = start_progress(self.options, plan, count, parallel, state.records())
-        if parallel > 1 and local_launcher(self.config):  # worker processes share the sweep
+        if parallel > 1 and local_launcher(self.config) and not online:  # workers share the sweep
             returns = run_workers(self, plan, state, count, parallel)
         else:
             returns = self._loop(plan, state, count, parallel)
