@@ -120,3 +120,47 @@ def test_a_bad_parallel_is_one_line_before_any_work(tmp_path):
     assert proc.returncode == 2
     assert "hydra.sweeper.parallel" in proc.stderr and "auto" in proc.stderr
     assert not (tmp_path / "outputs/models/b").exists()
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie waiting for its reaper counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_killing_the_sweeper_stops_its_workers(tmp_path, sig):
+    """`kill <sweeper>` (or kill -9) must not leave workers training on with nobody to
+    consolidate: they stop, and their runs are rerun when the sweep is resumed."""
+    args = ["-m", "model_name=o", "sweep.name=g4", *GRID4, "data.limit=2", "arch.width=16",
+            "trainer.max_epochs=50"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen([sys.executable, "-m", "knowit_app", *args], cwd=tmp_path,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state_path = tmp_path / "outputs/models/o/sweeps/g4/sweep_state.json"
+
+    def worker_pids() -> list[int]:
+        try:
+            owners = json.loads(state_path.read_text())["owners"]
+        except (FileNotFoundError, json.JSONDecodeError, KeyError):
+            return []
+        return [o["pid"] for o in owners.values() if o["pid"] != proc.pid]
+
+    try:
+        workers = wait_until(worker_pids, 300, "a worker to claim a run",
+                             failed=lambda: "the sweep ended" if proc.poll() is not None
+                             else None)
+        os.kill(proc.pid, sig)
+        proc.wait(timeout=120)
+        wait_until(lambda: not any(_alive(pid) for pid in workers), 120,
+                   f"the workers {workers} to stop after the sweeper got signal {sig}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in worker_pids():
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -9,7 +9,6 @@ so a sweep resumes after a kill and several sweepers can share one sweep.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,7 +45,13 @@ from knowit_app.sweeps.state import (
     params_from_overrides,
 )
 from knowit_app.sweeps.tables import format_best
-from knowit_app.sweeps.workers import local_launcher, resolve_parallel, run_workers, take_budget
+from knowit_app.sweeps.workers import (
+    local_launcher,
+    resolve_parallel,
+    run_workers,
+    take_budget,
+    usable_cores,
+)
 
 log = logging.getLogger("knowit_app.sweep")
 
@@ -257,7 +262,7 @@ class SweepDriver:
         if cpus:
             return int(cpus)
         parallel = int(self.options.parallel)
-        return max(1, (os.cpu_count() or 1) // parallel) if parallel > 1 else None
+        return max(1, usable_cores() // parallel) if parallel > 1 else None
 
     def _job_overrides(self, plan: SweepPlan, name: str) -> list[str]:
         """Where the job writes, which W&B run it logs into, how many threads it uses."""
@@ -317,8 +322,9 @@ class SweepDriver:
         failed = sum(r.state == RunState.FAILED for r in records)
         rate = float(self.options.max_failure_rate)
         if len(records) >= MIN_RUNS_FOR_FAILURE_RATE and failed / len(records) > rate:
-            from knowit_app.sweeps.callback import write_report_safely
+            if self.invocation is None:  # a worker leaves the report to the sweeper process
+                from knowit_app.sweeps.callback import write_report_safely
 
-            write_report_safely(state.sweep_dir)  # Hydra's end-of-sweep callback won't run
+                write_report_safely(state.sweep_dir)  # Hydra's end-of-sweep callback won't run
             raise SweepAborted(f"max_failure_rate: {failed} of {len(records)} runs failed "
                                f"(more than {rate:.0%}); see error.txt in their run dirs")

@@ -122,9 +122,12 @@ class WorkerPool:
         gc.freeze()  # fewer pages copied into each worker (the collector's own writes)
         codes: list[int] = []
         replacements = self.parallel
+        # `kill <sweeper>` must stop the workers too, as Ctrl-C does (never leave orphans).
+        previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
             for _ in range(self.parallel):
                 self._start(loop)
+            gc.unfreeze()  # the workers have their copies; this process collects again
             while self.workers or self.pipes:
                 for ready in wait([*self.workers, *self.pipes]):
                     if isinstance(ready, Connection):
@@ -141,6 +144,8 @@ class WorkerPool:
         except BaseException:
             self.stop()
             raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         return codes
 
     def _start(self, loop: Callable[[], Any]) -> None:
@@ -158,7 +163,7 @@ class WorkerPool:
     def _receive(self, pipe: Connection) -> None:
         try:
             event = pipe.recv()
-        except (EOFError, OSError):
+        except Exception:  # a worker killed mid-message leaves a truncated pickle: drop its pipe
             self.pipes.pop(pipe, None)
             pipe.close()
             return
@@ -190,6 +195,7 @@ def _worker_main(index: int, loop: Callable[[], Any], pipe: Connection, log_path
         os.dup2(fd, 2)
         os.close(fd)
     signal.signal(signal.SIGTERM, _interrupt)  # a stop: end like Ctrl-C, owners released
+    _stop_with_parent()
     prepare(index, pipe)
     try:
         loop()
@@ -199,6 +205,24 @@ def _worker_main(index: int, loop: Callable[[], Any], pipe: Connection, log_path
 
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _stop_with_parent() -> None:
+    """Ask Linux to send this worker SIGTERM when the sweeper dies, even by SIGKILL.
+
+    No library offers the parent-death signal; prctl(PR_SET_PDEATHSIG) through ctypes is the
+    one call. Elsewhere nothing happens (a worker then ends when its run ends).
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the sweeper died before the call: stop now
+        raise KeyboardInterrupt("the sweeper process is gone")
 
 
 def warm_imports() -> None:
