@@ -18,7 +18,7 @@ EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+):")
 
 
 def warm_cache(work: Path, threads: int | None) -> float:
-    """Prepare the tutorial dataset once in a child, so no timed run generates it."""
+    """Prepare the tutorial dataset once in a child, so no timed run reads it cold from disk."""
     code = ("from knowit_app.api import compose_config\n"
             "from knowit_app.data.prepared import prepare\n"
             "cfg = compose_config([])\n"

@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         if {"b", "c"} & set(args.sections):
             from processes import warm_cache
 
-            log(f"dataset cache warm-up: {warm_cache(work, args.threads):.1f} s")
+            log(f"data preparation warm-up (file cache): {warm_cache(work, args.threads):.1f} s")
         for section in SECTIONS:
             if section not in args.sections:
                 continue

@@ -6,7 +6,7 @@ the server adds is done here: ``run_cap`` and ``metric.target`` end the search, 
 state is seeded from (seed, number of runs so far), so a sweep is reproducible and a resumed
 sweep proposes what the interrupted one would have.
 
-Engine quirks handled here (see design.md): values come back as numpy scalars (converted with
+Engine quirks handled here: values come back as numpy scalars (converted with
 :func:`to_plain`); bayes reads ``False``, ``0``, ``""`` and ``None`` in a categorical as the
 first value, so categorical values reach the engine as tokens (``v0``, ``v1``, ...) and are
 mapped back; grid never proposes a point it has seen, failed or not; random and bayes never
