@@ -164,3 +164,36 @@ def test_killing_the_sweeper_stops_its_workers(tmp_path, sig):
         for pid in worker_pids():
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_killed_workers_rerun_does_not_spend_the_count_twice(tmp_path):
+    """count=3 with a worker killed mid-run still gives three distinct runs, all finished."""
+    args = ["-m", "model_name=c", "sweep.name=g4", *GRID4, "data.limit=2", "arch.width=16",
+            "trainer.max_epochs=3", "hydra.sweeper.count=3"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen([sys.executable, "-m", "knowit_app", *args], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    state_path = tmp_path / "outputs/models/c/sweeps/g4/sweep_state.json"
+
+    def a_worker_pid() -> int | None:
+        try:
+            owners = json.loads(state_path.read_text())["owners"]
+        except (FileNotFoundError, json.JSONDecodeError, KeyError):
+            return None
+        pids = [o["pid"] for o in owners.values() if o["pid"] != proc.pid]
+        return pids[0] if pids else None
+
+    try:
+        wait_until(lambda: a_worker_pid() is not None, 300, "a worker to claim a run",
+                   failed=lambda: "the sweep ended" if proc.poll() is not None else None)
+        os.kill(a_worker_pid(), signal.SIGKILL)
+        out = proc.communicate(timeout=900)[0]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, out[-4000:]
+    runs = runs_of(state_path.parent)
+    assert len(runs) == 3 and all(r["state"] == "finished" for r in runs), runs
+    assert "was killed" in out

@@ -224,11 +224,15 @@ class SweepDriver:
                     continue
                 if adopt_finished(plan.sweep_dir / run["name"], run, plan.spec.metric_name):
                     continue
-                if not take_budget(data, self.invocation):  # count, shared by the workers
+                # count is shared by the workers; a run this invocation already paid for (its
+                # worker was killed) is rerun without paying again.
+                paid = bool(owner) and self.invocation is not None and \
+                    owner.get("invocation") == self.invocation
+                if not paid and not take_budget(data, self.invocation):
                     break
                 set_aside(plan.sweep_dir / run["name"])
                 run.update(started=time.time(), ended=None, error=None, score=None, history=[])
-                data["owners"][run["name"]] = owner_now()
+                data["owners"][run["name"]] = self._owner()
                 log.info("rerunning interrupted run %s", run["name"])
                 claims.append(Claim(RunRecord.from_dict(run), run["overrides"]))
             cap = plan.spec.run_cap
@@ -245,9 +249,16 @@ class SweepDriver:
                                    history=[], overrides=overrides, started=time.time(),
                                    ended=None, error=None)
                 data["runs"].append(record.to_dict())
-                data["owners"][name] = owner_now()
+                data["owners"][name] = self._owner()
                 claims.append(Claim(record, overrides))
         return claims
+
+    def _owner(self) -> dict[str, Any]:
+        """This process as a run's owner, with the invocation whose count paid for the run."""
+        owner = owner_now()
+        if self.invocation is not None:
+            owner["invocation"] = self.invocation
+        return owner
 
     def _threads_per_run(self, plan: SweepPlan) -> int | None:
         """Torch threads for each run so that parallel runs do not oversubscribe the cores.
