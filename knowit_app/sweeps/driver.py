@@ -40,6 +40,7 @@ from knowit_app.sweeps.spec import SweepSpec
 from knowit_app.sweeps.state import (
     SweepState,
     find,
+    heartbeat,
     owner_alive,
     owner_now,
     params_from_overrides,
@@ -150,8 +151,10 @@ class SweepDriver:
             for claim in claims:
                 self.progress.started(claim.record.name)
             try:
-                results = self.launcher.launch([c.overrides for c in claims],
-                                               initial_job_idx=self.job_idx)
+                with heartbeat(state, [c.record.name for c in claims],
+                               float(self.options.stale_after_min) * 60.0):
+                    results = self.launcher.launch([c.overrides for c in claims],
+                                                   initial_job_idx=self.job_idx)
             except Exception as exc:  # e.g. Slurm killed a job: submitit raises for the batch
                 log.error("the launcher failed for this batch: %s", one_line(exc))
                 results, launch_error = None, exc

@@ -7,15 +7,21 @@ run whose owner died is rerun.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import threading
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from knowit_app.experiment.sweep_state import SweepState, find
 
-__all__ = ["SweepState", "find", "owner_alive", "owner_now", "params_from_overrides"]
+__all__ = ["SweepState", "find", "heartbeat", "owner_alive", "owner_now",
+           "params_from_overrides"]
+
+log = logging.getLogger("knowit_app.sweep")
 
 
 def params_from_overrides(overrides: list[str], keys: Collection[str]) -> dict[str, Any]:
@@ -56,3 +62,34 @@ def owner_alive(owner: dict[str, Any] | None, stale_after_s: float) -> bool:
             return True
         return True
     return time.time() - float(owner.get("heartbeat", 0)) < stale_after_s
+
+
+@contextmanager
+def heartbeat(state: SweepState, names: Collection[str], stale_after_s: float) -> Iterator[None]:
+    """Refresh this process's owner heartbeat of ``names`` while the block runs.
+
+    Another host cannot see whether our process lives, only how recently it beat: without a
+    refresh, a run longer than ``stale_after_min`` looks dead there and would be rerun.
+    """
+    stop = threading.Event()
+    interval = max(1.0, min(60.0, stale_after_s / 4))
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            try:
+                with state.locked() as data:
+                    for name in names:
+                        owner = data["owners"].get(name)
+                        if owner and owner.get("pid") == os.getpid() and \
+                                owner.get("host") == socket.gethostname():
+                            owner["heartbeat"] = time.time()
+            except Exception as exc:  # a missed beat only risks a rerun; never stop the sweep
+                log.warning("could not refresh the sweep's heartbeat: %s", exc)
+
+    thread = threading.Thread(target=beat, name="sweep-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
