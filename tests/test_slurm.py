@@ -244,3 +244,32 @@ def test_slurm_killed_jobs_are_recorded_failed(slurm_accounting, tmp_path):
     model_dir = tmp_path / f"outputs/models/{model}"
     assert checkpoints(model_dir)[0].read_bytes() == \
         checkpoints(sweep_dir / "max_epochs_1")[0].read_bytes()
+
+
+# ---- (d) a user's own architecture, swept on the cluster ------------------------------------
+
+def test_slurm_sweeps_a_custom_architecture(slurm, tmp_path):
+    """The node finds the architecture in <exp_dir>/custom_archs/, not in the sweeper's cwd."""
+    from test_custom_arch import TINY_ARCH
+
+    from knowit_app import KnowIt, load_trained_model
+
+    exp = tmp_path / "exp"
+    source = tmp_path / "src" / "tiny_net.py"
+    source.parent.mkdir()
+    source.write_text(TINY_ARCH)
+    KnowIt(exp).import_arch(str(source))
+    source.unlink()  # only the imported copy is left for the jobs to load
+    proc = sweep_on_slurm(tmp_path, "custom_on_slurm", [
+        f"exp_dir={exp}", "sweep.name=s", "arch=custom", "arch.name=tiny_net",
+        "+arch.arch_hps.width=3,7", "hydra.sweeper.parallel=2", "data.limit=5",
+        "trainer.max_epochs=1"])
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    sweep_dir = exp / "models" / "custom_on_slurm" / "sweeps" / "s"
+    assert {r["state"] for r in runs_by_name(sweep_dir).values()} == {"finished"}
+    widths = sorted(load_trained_model(d).network.body[1].out_features
+                    for d in run_dirs(sweep_dir))
+    assert widths == [3, 7]
+    assert list((sweep_dir / ".submitit").glob("*/*_log.out"))  # they ran as Slurm jobs
+    rebuilt = load_trained_model(exp / "models" / "custom_on_slurm")  # consolidated
+    assert rebuilt.network.body[1].out_features in (3, 7)

@@ -259,7 +259,8 @@ def test_requeued_job_keeps_a_training_that_had_finished(tmp_path, monkeypatch):
     (run_dir / ".resume").mkdir()  # the signal came between the result and the clean-up
     monkeypatch.setattr(run_module, "plan_training", lambda cfg: pytest.fail("trained again"))
     monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
-    assert run_sweep_job(None, run_dir) == 0.5
+    kept = run_sweep_job(None, run_dir)  # the job returns its RunResult to the sweeper
+    assert kept.state == "finished" and kept.best_score == 0.5
     assert not (run_dir / ".resume").exists()
     # A first attempt (no requeue) never skips its training.
     monkeypatch.delenv("SLURM_RESTART_COUNT")

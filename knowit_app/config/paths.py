@@ -102,8 +102,17 @@ def sweep_dir(exp_dir: str, model_name: str, sweep_name: str) -> str:
         raise StartRefused(exc) from None
 
 
+def array_parallelism(parallel: object) -> int:
+    """A Slurm array's concurrency from ``hydra.sweeper.parallel``: the number, or for ``auto``
+    (one job per batch with a Slurm launcher) no limit of ours (256)."""
+    text = str(parallel).strip()
+    return int(text) if text.isdigit() and int(text) > 0 else 256
+
+
 def register_resolvers() -> None:
-    """Make ``${knowit.run_dir:...}`` and ``${knowit.sweep_dir:...}`` known (idempotent)."""
-    for name, fn in (("knowit.run_dir", run_dir), ("knowit.sweep_dir", sweep_dir)):
+    """Make ``${knowit.run_dir:...}``, ``${knowit.sweep_dir:...}`` and
+    ``${knowit.array_parallelism:...}`` known (idempotent)."""
+    for name, fn in (("knowit.run_dir", run_dir), ("knowit.sweep_dir", sweep_dir),
+                     ("knowit.array_parallelism", array_parallelism)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)

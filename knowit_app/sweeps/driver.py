@@ -283,7 +283,8 @@ class SweepDriver:
         spec = plan.spec
         threads = self._threads_per_run(plan)
         extra = [f"trainer.num_threads={threads}"] if threads else []
-        extra += quiet_overrides(bool(self.options.verbose))
+        if local_launcher(self.config):  # a Slurm job's console is its log file: keep it full
+            extra += quiet_overrides(bool(self.options.verbose))
         return [*extra, f"hydra.sweep.dir={override_value(str(plan.sweep_dir))}",
                 f"hydra.sweep.subdir={override_value(name)}",
                 f"wandb.mode={plan.controller.wandb_mode}",
