@@ -63,14 +63,19 @@ def test_default_runs_in_parallel_with_one_count_and_quiet_output(tmp_path):
     assert "epoch 1/1" in app_log
 
 
-def test_a_grid_ends_with_exactly_its_points_and_a_killed_worker_is_replaced(tmp_path):
-    args = ["-m", "model_name=k", "sweep.name=g4", *GRID4, "data.limit=2", "arch.width=16",
-            "trainer.max_epochs=3"]
+def sweep_with_a_killed_worker(tmp_path: Path, model: str,
+                               extra: list[str]) -> tuple[int, str, Path]:
+    """Start a 4-point grid, SIGKILL one worker as soon as it owns a run, let the sweep end.
+
+    Returns the sweep's exit status, its output and its sweep dir.
+    """
+    args = ["-m", f"model_name={model}", "sweep.name=g4", *GRID4, "data.limit=2",
+            "arch.width=16", "trainer.max_epochs=3", *extra]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     proc = subprocess.Popen([sys.executable, "-m", "knowit_app", *args], cwd=tmp_path,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
-    state_path = tmp_path / "outputs/models/k/sweeps/g4/sweep_state.json"
+    state_path = tmp_path / f"outputs/models/{model}/sweeps/g4/sweep_state.json"
 
     def a_worker_pid() -> int | None:
         try:
@@ -89,12 +94,17 @@ def test_a_grid_ends_with_exactly_its_points_and_a_killed_worker_is_replaced(tmp
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    assert proc.returncode == 0, out[-4000:]
-    runs = runs_of(state_path.parent)
+    return proc.returncode, out, state_path.parent
+
+
+def test_a_grid_ends_with_exactly_its_points_and_a_killed_worker_is_replaced(tmp_path):
+    code, out, sweep_dir = sweep_with_a_killed_worker(tmp_path, "k", [])
+    assert code == 0, out[-4000:]
+    runs = runs_of(sweep_dir)
     assert sorted(r["name"] for r in runs) == sorted(NAMES4)  # each grid point once
     assert all(r["state"] == "finished" for r in runs)
     for name in NAMES4:
-        assert len(checkpoints(state_path.parent / name)) == 1
+        assert len(checkpoints(sweep_dir / name)) == 1
     assert "was killed" in out
 
 
@@ -168,32 +178,8 @@ def test_killing_the_sweeper_stops_its_workers(tmp_path, sig):
 
 def test_a_killed_workers_rerun_does_not_spend_the_count_twice(tmp_path):
     """count=3 with a worker killed mid-run still gives three distinct runs, all finished."""
-    args = ["-m", "model_name=c", "sweep.name=g4", *GRID4, "data.limit=2", "arch.width=16",
-            "trainer.max_epochs=3", "hydra.sweeper.count=3"]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.Popen([sys.executable, "-m", "knowit_app", *args], cwd=tmp_path,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
-    state_path = tmp_path / "outputs/models/c/sweeps/g4/sweep_state.json"
-
-    def a_worker_pid() -> int | None:
-        try:
-            owners = json.loads(state_path.read_text())["owners"]
-        except (FileNotFoundError, json.JSONDecodeError, KeyError):
-            return None
-        pids = [o["pid"] for o in owners.values() if o["pid"] != proc.pid]
-        return pids[0] if pids else None
-
-    try:
-        wait_until(lambda: a_worker_pid() is not None, 300, "a worker to claim a run",
-                   failed=lambda: "the sweep ended" if proc.poll() is not None else None)
-        os.kill(a_worker_pid(), signal.SIGKILL)
-        out = proc.communicate(timeout=900)[0]
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert proc.returncode == 0, out[-4000:]
-    runs = runs_of(state_path.parent)
+    code, out, sweep_dir = sweep_with_a_killed_worker(tmp_path, "c", ["hydra.sweeper.count=3"])
+    assert code == 0, out[-4000:]
+    runs = runs_of(sweep_dir)
     assert len(runs) == 3 and all(r["state"] == "finished" for r in runs), runs
     assert "was killed" in out
