@@ -54,3 +54,28 @@ def test_a_file_gets_plain_epoch_lines_only(tmp_path):
     out = proc.stdout + proc.stderr
     assert "epoch 1/2: train_loss=" in out and "epoch 2/2: train_loss=" in out
     assert "%|" not in out and "\r" not in out
+
+
+def test_the_bar_counts_batches_though_the_module_takes_them_in_chunks(tmp_path):
+    """The module trains up to BATCHES_PER_CALL batches per Lightning call; the bar still
+    reaches the epoch's batch count (not its count of calls) before it closes."""
+    import io
+
+    from knowit_app.api import compose_config
+    from knowit_app.training.module import BATCHES_PER_CALL
+    from knowit_app.training.progress import EpochBar
+    from knowit_app.training.run import execute, plan_training
+
+    seen: list[tuple[int, int]] = []
+
+    class RecordingBar(EpochBar):
+        def _close(self) -> None:
+            if self.bar is not None:
+                seen.append((self.bar.n, self.bar.total))
+            super()._close()
+
+    cfg = compose_config([f"exp_dir={tmp_path / 'exp'}", *ARGS[1:]])
+    execute(plan_training(cfg), tmp_path / "run", callbacks=[RecordingBar(io.StringIO())])
+    assert len(seen) == 2
+    for done, total in seen:
+        assert done == total > BATCHES_PER_CALL

@@ -47,8 +47,9 @@ class EpochBar(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
+        if self.bar is not None:  # the module trains several batches per call
+            done = getattr(pl_module, "train_batches_done", self.bar.n + 1)
+            self.bar.update(done - self.bar.n)
 
     def on_validation_epoch_start(self, trainer: L.Trainer,
                                   pl_module: L.LightningModule) -> None:

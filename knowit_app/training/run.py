@@ -137,6 +137,9 @@ def execute(plan: TrainingPlan, out_dir: Path, *, loggers: Sequence[Any] = (),
         # The run dir already holds .hydra/ (and model_args.yaml): expected, not a problem.
         warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        # The module's chunked training step (training/module.py says why) uses Lightning's
+        # `dataloader_iter` form, which Lightning calls experimental at every fit.
+        warnings.filterwarnings("ignore", message=".*`dataloader_iter`.*")
         if resume_from.exists():  # a requeued job (preemption, time limit): go on from there
             log.info("resuming from %s", resume_from)
         trainer.fit(module, train_loader, valid_loader,
