@@ -32,6 +32,7 @@ from knowit_app.experiment.runs import (
 )
 from knowit_app.experiment.sweep_state import RunRecord, rebuild_records
 from knowit_app.sweeps.controllers import ServerController
+from knowit_app.sweeps.job_config import ReusingConfigLoader
 from knowit_app.sweeps.naming import override_value, overrides_for, run_name
 from knowit_app.sweeps.outcomes import adopt_finished, job_outcome, one_line, set_aside
 from knowit_app.sweeps.plan import SweepPlan, plan_sweep, size_line
@@ -93,8 +94,7 @@ class SweepDriver:
         self.hydra_context = hydra_context
         self.task_function = task_function
         self.config = config
-        self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=task_function, config=config)
+        self.launcher = self._launcher()
 
     def plan(self, arguments: list[str]) -> SweepPlan:
         """Validate the sweep and the app config for it; start nothing, write nothing."""
@@ -210,9 +210,17 @@ class SweepDriver:
         with read_write(self.config), open_dict(self.config):
             self.config.hydra.sweep.dir = str(sweep_dir)
         # Launchers resolve paths such as submitit's log folder when they are set up.
-        self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=self.hydra_context, task_function=self.task_function,
-            config=self.config)
+        self.launcher = self._launcher()
+
+    def _launcher(self) -> Any:
+        """Hydra's configured launcher; a local one composes value-only jobs from the last."""
+        assert self.hydra_context is not None and self.config is not None
+        context = self.hydra_context
+        if local_launcher(self.config):
+            context = HydraContext(config_loader=ReusingConfigLoader(context.config_loader),
+                                   callbacks=context.callbacks)
+        return Plugins.instance().instantiate_launcher(
+            hydra_context=context, task_function=self.task_function, config=self.config)
 
     def _claim(self, plan: SweepPlan, state: SweepState, want: int) -> list[Claim]:
         """Under the lock: rerun interrupted runs first, then ask the controller for more."""
