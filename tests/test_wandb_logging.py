@@ -90,6 +90,15 @@ def test_an_offline_run_has_each_epoch_and_the_best_score(tmp_path):
     assert result.best_score == pytest.approx(min(valid))
     assert summary["best_valid_loss"] == pytest.approx(result.best_score)
     assert summary["valid_loss"] == pytest.approx(valid[-1]) and summary["epoch"] == 1
+    # The package list W&B keeps per run (the app writes it once per process, W&B used to
+    # re-read every package's metadata per run): saved now, so `wandb sync` uploads it.
+    records = wandb_records(next(run_dir.glob("*.wandb")))
+    saved = [(f.path, f.policy) for r in records if r.WhichOneof("record_type") == "files"
+             for f in r.files.files]
+    assert ("requirements.txt", 0) in saved  # 0: FilesItem.NOW
+    packages = (run_dir / "files" / "requirements.txt").read_text().splitlines()
+    assert any(p.startswith("torch==2.") for p in packages)
+    assert any(p.startswith("lightning==") for p in packages)
 
 
 def test_a_failing_finish_never_hides_the_training_error(tmp_path, monkeypatch, caplog):
