@@ -133,3 +133,22 @@ def test_sample_weighted_valid_loss_is_the_same_at_the_larger_batch(exp_dir):
 
     small = weighted_mean(3)
     assert weighted_mean(validation_batch_size(3, {}, True)) == pytest.approx(small, rel=1e-6)
+
+
+def test_a_later_run_on_the_same_data_reuses_the_gathered_windows(exp_dir):
+    """A sweep worker prepares the data again for each run; the next run's loader takes the
+    windows gathered for the run before, and data that differs in any way gathers its own."""
+    first = make_dataloader(prepare(cfg(), "regression", exp_dir), "train", 5, True, seed=1,
+                            pregather=True)
+    again = make_dataloader(prepare(cfg(), "regression", exp_dir), "train", 9, True, seed=2,
+                            pregather=True)
+    assert again.windows()[0] is first.windows()[0]
+    edge = prepare(cfg(padding_method="edge"), "regression", exp_dir)
+    edge_loader = make_dataloader(edge, "train", 5, True, seed=1, pregather=True)
+    assert edge_loader.windows()[0] is not first.windows()[0]
+    # Same shapes, other values at the slice edges: what the windows would be built from.
+    assert edge_loader.windows()[0].shape == first.windows()[0].shape
+    assert not torch.equal(edge_loader.windows()[0], first.windows()[0])
+    assert_same_batches(epochs_of(edge_loader),
+                        epochs_of(make_dataloader(edge, "train", 5, True, seed=1,
+                                                  pregather=False)))
