@@ -14,6 +14,10 @@ usage: python bench/sweep_wall.py [--count 10] [--epochs 5] [--limit N] [--out F
 3. Reads start-up from the runs' own logs: the command's start to the first run's fit start
    (``training ...`` is logged just before ``trainer.fit``), and for every run that was not
    the first of its worker, its claim to its fit start (a warm worker's run start).
+4. Reads the same to each run's first optimizer step, which ``_sweep_probe.py`` records (the
+   sweep runs through it: the app's own entry point plus a global optimizer-step hook):
+   the command's start to the first step of any run, and a warm worker's claim of a run to
+   that run's first step.
 
 Prints one JSON object (and appends it to ``--out``); the ratio target is <= 0.6.
 """
@@ -47,6 +51,7 @@ FLOOR = BENCH / "floor.py" if (BENCH / "floor.py").exists() else Path(
     "/work/shared/bench/floor.py")
 FIT_LINE = re.compile(r"^\[([0-9-]+ [0-9:,]+)\]\[knowit_app\.training\]\[INFO\] - training ")
 TARGET_RATIO = 0.6
+PROBE = BENCH / "_sweep_probe.py"
 
 
 def tree_memory_mib(root: int) -> tuple[float, float]:
@@ -104,14 +109,28 @@ def fit_starts(sweep_dir: Path) -> dict[str, float]:
     return starts
 
 
+def first_steps(path: Path) -> dict[str, dict[str, Any]]:
+    """Each run's first optimizer step (time, worker pid), as the probe recorded it."""
+    steps: dict[str, dict[str, Any]] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            step = json.loads(line)
+            if step["run"] and step["run"] not in steps:
+                steps[step["run"]] = step
+    return steps
+
+
 def run_sweep(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    cmd = [*app_command(), "-m", "sweep=tutorial_grid", "model_name=some_sweeped_model",
-           f"hydra.sweeper.count={args.count}", f"trainer.max_epochs={args.epochs}",
-           *([f"data.limit={args.limit}"] if args.limit else []), *args.extra]
-    log(f"sweep: {' '.join(cmd)}")
+    app_args = ["-m", "sweep=tutorial_grid", "model_name=some_sweeped_model",
+                f"hydra.sweeper.count={args.count}", f"trainer.max_epochs={args.epochs}",
+                *([f"data.limit={args.limit}"] if args.limit else []), *args.extra]
+    cmd = [*app_command(), *app_args]
+    steps_file = work / "first_steps.jsonl"
+    log(f"sweep: {' '.join(cmd)} (through {PROBE.name}, which records first steps)")
     sampler = MemorySampler()
     sampler.start()
-    child = run_child(cmd, cwd=work, env=child_env(None), timeout=3600)
+    child = run_child([sys.executable, str(PROBE), str(steps_file), *app_args], cwd=work,
+                      env=child_env(None), timeout=3600)
     sampler.stop.set()
     sampler.join()
     child.check()
@@ -119,14 +138,24 @@ def run_sweep(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     runs = json.loads((sweep_dir / "sweep_state.json").read_text())["runs"]
     fits = fit_starts(sweep_dir)
     ordered = sorted(runs, key=lambda r: r["started"])
+    started_at = {r["name"]: r["started"] for r in runs}
     workers = len(list(sweep_dir.glob("worker-*.log"))) or 1
     warm = [fits[r["name"]] - r["started"] for r in ordered[workers:] if r["name"] in fits]
+    steps = first_steps(steps_file)
+    by_worker: dict[int, list[dict[str, Any]]] = {}
+    for step in sorted(steps.values(), key=lambda s: s["t"]):
+        by_worker.setdefault(step["pid"], []).append(step)
+    warm_steps = [s["t"] - started_at[s["run"]] for worker_steps in by_worker.values()
+                  for s in worker_steps[1:] if s["run"] in started_at]
     return {"command": " ".join(cmd), "wall_s": round(child.wall_s, 2),
             "workers": workers, "runs": len(runs),
             "batch_sizes": [r["params"]["data.batch_size"] for r in runs],
             "states": sorted({r["state"] for r in runs}),
             "first_fit_start_s": round(min(fits.values()) - child.started_at, 2),
             "warm_run_start_s": sorted(round(w, 2) for w in warm),
+            "first_step_s": round(min(s["t"] for s in steps.values()) - child.started_at, 2)
+            if steps else None,
+            "warm_run_first_step_s": sorted(round(w, 2) for w in warm_steps),
             "peak_pss_mib": round(sampler.peak[0]), "peak_rss_sum_mib": round(sampler.peak[1]),
             "output_lines": len((child.stdout + child.stderr).splitlines()),
             "output": (child.stdout + child.stderr)[-6000:]}
