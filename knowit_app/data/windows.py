@@ -11,10 +11,11 @@ Memory rule: a split's gathered windows (inputs + targets) are kept when they ta
 when the loader is made; otherwise batches are built per step as before.
 
 Between runs: a sweep worker trains many runs on the same data, and gathering synth_2's windows
-takes about 0.13 s of each run's start. The last ``KEPT_GATHERS`` gathers of a process (each at most ``KEPT_MAX_BYTES``) are kept,
-keyed by a digest of everything the windows are built from (series, targets, slice bounds,
-offsets, padding, task, the points in order), so a run on the same data reuses them and a run
-on any other data cannot. Nothing writes into gathered windows (every batch is a copy).
+takes about 0.13 s of each run's start. The last ``KEPT_GATHERS`` gathers of a process (each at
+most ``KEPT_MAX_BYTES``) are kept, keyed by a digest of everything the windows are built from
+(series, targets, slice bounds, offsets, padding, task, the points in order), so a run on the
+same data reuses them and a run on any other data cannot. Nothing writes into gathered windows
+(every batch is a copy).
 """
 
 from __future__ import annotations
