@@ -34,6 +34,19 @@ JOBS = [
     (["trainer.learning_rate=0.2", "trainer.learning_rate=0.5", f"{SUBDIR}=j"], False),
     (["data.batch_size=32", "trainer.learning_rate='0.5'", f"{SUBDIR}=k"], False),
     (["data.batch_size=256", "trainer.learning_rate='0.5'", f"{SUBDIR}=l"], True),
+    # Dict values: Hydra merges them into what the node holds, so the previous job's keys
+    # must not leak into the next one.
+    (["wandb={project:a,group:g}", f"{SUBDIR}=m"], False),
+    (["wandb={project:b}", f"{SUBDIR}=n"], False),
+    # A node and a key inside it: applied in order by Hydra.
+    (["wandb={project:b}", "wandb.group=g1", f"{SUBDIR}=o"], False),
+    (["wandb={project:b}", "wandb.group=g2", f"{SUBDIR}=p"], False),
+    # Hydra's own settings outside hydra.sweep, and interpolations, are composed in full.
+    (["hydra.job.name=one", f"{SUBDIR}=r"], False),
+    (["hydra.job.name=two", f"{SUBDIR}=s"], False),
+    (["trainer.learning_rate=${data.batch_size}", f"{SUBDIR}=t"], False),
+    (["trainer.learning_rate=0.3", f"{SUBDIR}=u"], False),
+    (["trainer.learning_rate=0.4", f"{SUBDIR}=v"], True),
 ]
 
 
@@ -59,8 +72,9 @@ def test_each_job_config_equals_hydras_full_composition(master):
         assert reusing.reused == reused, overrides
         assert OmegaConf.to_container(got) == OmegaConf.to_container(expected), overrides
         assert OmegaConf.is_struct(got) and not OmegaConf.is_readonly(got.hydra)
-        assert list(got.hydra.overrides.task) == [o for o in overrides if
+        assert OmegaConf.to_container(got.hydra.overrides.task) == [o for o in overrides if
                                                   not o.startswith("hydra.")]
+        assert got.wandb == expected.wandb
         assert got.hydra.job.override_dirname == expected.hydra.job.override_dirname
 
 

@@ -5,10 +5,12 @@ Hydra composes every job of a sweep from scratch (defaults tree, config files, m
 jobs of a sweep differ from the one before only in plain values (``trainer.learning_rate=...``,
 ``hydra.sweep.subdir=...``). :class:`ReusingConfigLoader` wraps Hydra's own loader: when a job's
 overrides are the same keys as the last fully composed job's, and each override that differs is
-a plain ``key=value`` on a key that is not a config group, it copies that composed config and
+a plain ``key=scalar`` on a key that is not a config group, it copies that composed config and
 applies the differing values the way Hydra applies an override; anything else (a config-group
-choice such as ``arch=cnn``, ``+key``, ``~key``, a different set of keys) is composed by Hydra
-in full. Hydra has no such cache (its ``CachingConfigRepository`` caches files, not results).
+choice such as ``arch=cnn``, ``+key``, ``~key``, a dict or list value, an interpolation, a key
+also overridden above or below, a ``hydra.*`` key outside ``hydra.sweep``, a different set of
+keys) is composed by Hydra in full. Hydra has no such cache (its ``CachingConfigRepository``
+caches files, not results).
 """
 
 from __future__ import annotations
@@ -59,16 +61,27 @@ class ReusingConfigLoader(ConfigLoader):
                 continue
             if not (self._plain_value(old) and self._plain_value(new)):
                 return None
-            if keys.count(new.key_or_group) > 1:  # a later override of the key would lose
+            key = new.key_or_group
+            if key.startswith("hydra.") and not key.startswith("hydra.sweep."):
+                return None  # Hydra reads some of its own settings while composing
+            # Another override of this key, or of a node above or below it: Hydra applies them
+            # in order, so changing one alone could end differently.
+            if any(k == key or k.startswith(f"{key}.") or key.startswith(f"{k}.")
+                   for k in keys if k is not key):
                 return None
             changed.append(new)
         return changed
 
     def _plain_value(self, override: Override) -> bool:
-        """``key=value``: no sweep, no ``+``/``~``, no package, and the key names no group."""
-        return (override.type == OverrideType.CHANGE and override.package is None
-                and override.value_type == ValueType.ELEMENT
-                and not self._is_group(override.key_or_group))
+        """``key=scalar``: no sweep, no ``+``/``~``, no package, no group, no dict or list (Hydra
+        merges those into what the node holds, which differs between jobs), no interpolation."""
+        if not (override.type == OverrideType.CHANGE and override.package is None
+                and override.value_type == ValueType.ELEMENT):
+            return False
+        value = override.value()
+        if isinstance(value, (dict, list)) or (isinstance(value, str) and "${" in value):
+            return False
+        return not self._is_group(override.key_or_group)
 
     def _is_group(self, key: str) -> bool:
         repository = getattr(self.inner, "repository", None)
