@@ -137,3 +137,18 @@ def test_a_failing_finish_never_hides_the_training_error(tmp_path, monkeypatch, 
             run.finish(exit_code=1)
     assert len(started) == 1
     assert "W&B run not finished cleanly: Connection lost" in caplog.text
+
+
+def test_wandb_disabled_by_the_environment_still_trains(tmp_path, monkeypatch):
+    """``WANDB_MODE=disabled`` (a user's or a cluster's) wins over ``wandb.mode=offline``: W&B
+    hands back a run without a directory, and the training goes on without it."""
+    import wandb
+
+    wandb.teardown()  # W&B reads its environment once per process; an earlier test set it up
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    cfg = compose_config([f"exp_dir={tmp_path}", "model_name=w", "data.limit=2",
+                          "arch.width=16", "trainer.max_epochs=1", "wandb.mode=offline",
+                          f"wandb.dir={tmp_path / 'runs'}"])
+    result = fit_tracked(plan_training(cfg), tmp_path / "run", "w-run")
+    assert result.state == "finished" and result.best_score is not None
+    assert not list((tmp_path / "runs").glob("wandb/offline-run-*"))

@@ -93,17 +93,30 @@ def installed_packages() -> str:
 
     lines = set()
     for dist in distributions():
-        name = dist.metadata["Name"] if dist.metadata else None
+        try:  # a package with broken metadata is left out, as W&B leaves it out
+            name = dist.metadata["Name"] if dist.metadata else None
+            version = dist.version
+        except (KeyError, UnicodeDecodeError, TypeError):
+            continue
         if name:
-            lines.add(f"{name}=={dist.version}")
+            lines.add(f"{name}=={version}")
     return "\n".join(sorted(lines, key=str.lower)) + "\n"
 
 
 def save_requirements(run: Any) -> None:
-    """Write the process's package list into the run's files, as W&B itself would."""
-    path = Path(run.dir) / REQUIREMENTS_FILE
-    path.write_text(installed_packages())
-    run.save(str(path), base_path=run.dir, policy="now")
+    """Write the process's package list into the run's files, as W&B itself would.
+
+    Not for a disabled run (``WANDB_MODE=disabled``: no run directory), and never fatal: a
+    missing package list must not stop a training.
+    """
+    if getattr(run, "disabled", False):
+        return
+    try:
+        path = Path(run.dir) / REQUIREMENTS_FILE
+        path.write_text(installed_packages())
+        run.save(str(path), base_path=run.dir, policy="now")
+    except (OSError, ValueError) as exc:
+        log.warning("W&B run %s: requirements.txt not saved: %s", run.name, exc)
 
 
 def _active_run() -> Any | None:
