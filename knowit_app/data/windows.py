@@ -137,12 +137,12 @@ def _gather_key(prepared: PreparedData, rows: np.ndarray) -> str:
 def kept_windows(prepared: PreparedData, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """``gather_windows(prepared, rows)``, reused from an earlier run of this process if any."""
     rows = np.asarray(rows, dtype=np.int64)
+    if gathered_bytes(prepared, len(rows)) > KEPT_MAX_BYTES:  # never kept: no digest either
+        return gather_windows(prepared, rows)
     key = _gather_key(prepared, rows)
     windows = _kept.get(key)
     if windows is None:
         windows = gather_windows(prepared, rows)
-        if sum(t.numel() * t.element_size() for t in windows) > KEPT_MAX_BYTES:
-            return windows
         _kept[key] = windows
         while len(_kept) > KEPT_GATHERS:
             _kept.popitem(last=False)
