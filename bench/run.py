@@ -11,6 +11,10 @@ Measures, in one invocation on one machine, and prints as a table (median, min, 
   d  ``consolidate_sweep`` on a synthetic sweep of 1,000 runs  (target <= 1 s)
   e  ``knowit-app --help`` wall time                        (target <= 1.5 s)
   i  context: fresh-interpreter import times (python, knowit_app.app, torch, lightning)
+  s  the README's demo sweep (10 runs x 5 epochs, default options) against ``floor.py``
+     training the same 10 configurations one after another; start-up and a warm worker's
+     run start to the first optimizer step; peak memory of all its processes
+                                       (targets: ratio <= 0.6, 5 s, 0.3 s)
 
 Writes ``results.md`` and ``results.json`` (``results-quick.*`` with ``--quick``) next to this
 file, with the machine, the date and the exact command. Targets are benchmark goals, not tests.
@@ -33,10 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import BENCH_DIR, Figure, load_average, log, machine_info  # noqa: E402
 
-SECTIONS = ("e", "i", "d", "a", "b", "c")  # run order: cheap and quick to fail first
+SECTIONS = ("e", "i", "d", "a", "b", "c", "s")  # run order: cheap and quick to fail first
 TARGETS = {"a": 1.0, "b": 40.0, "c": 0.5, "d": 1.0, "e": 1.5}
-DEFAULT_REPS = {"a": 5, "b": 3, "c": 3, "d": 7, "e": 7, "i": 5}
-QUICK_REPS = {"a": 1, "b": 1, "c": 1, "d": 3, "e": 3, "i": 2}
+DEFAULT_REPS = {"a": 5, "b": 3, "c": 3, "d": 7, "e": 7, "i": 5, "s": 1}
+QUICK_REPS = {"a": 1, "b": 1, "c": 1, "d": 3, "e": 3, "i": 2, "s": 1}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -44,7 +48,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("--only", default=",".join(sorted(SECTIONS)),
-                   help="comma-separated sections to run (a,b,c,d,e,i); default: all")
+                   help="comma-separated sections to run (a,b,c,d,e,i,s); default: all")
     p.add_argument("--reps", type=int, default=None,
                    help="repetitions of every section (default: a 5, b 3, c 3, d 7, e 7, i 5)")
     p.add_argument("--epochs", type=int, default=None,
@@ -186,12 +190,16 @@ def main(argv: list[str] | None = None) -> int:
                 from processes import bench_imports
 
                 figures += bench_imports(reps, work, args.threads)
+            elif section == "s":
+                from sweep_wall import bench_demo_sweep
+
+                figures += bench_demo_sweep(reps, work, quick=args.quick)
     finally:
         if args.keep:
             log(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    order = {s: n for n, s in enumerate("abcdei")}
+    order = {s: n for n, s in enumerate("sabcdei")}
     figures.sort(key=lambda f: order.get(f.key[0], 99))  # stable: keeps each section's order
     info["load_average_end"] = load_average()
     info["elapsed_s"] = time.perf_counter() - started

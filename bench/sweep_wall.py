@@ -37,6 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
+    Figure,
     app_command,
     child_env,
     fresh_dir,
@@ -147,7 +148,7 @@ def run_sweep(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         by_worker.setdefault(step["pid"], []).append(step)
     warm_steps = [s["t"] - started_at[s["run"]] for worker_steps in by_worker.values()
                   for s in worker_steps[1:] if s["run"] in started_at]
-    return {"command": " ".join(cmd), "wall_s": round(child.wall_s, 2),
+    return {"command": " ".join(cmd), "run_through": PROBE.name, "wall_s": round(child.wall_s, 2),
             "workers": workers, "runs": len(runs),
             "batch_sizes": [r["params"]["data.batch_size"] for r in runs],
             "states": sorted({r["state"] for r in runs}),
@@ -178,6 +179,42 @@ def run_floor(batch_sizes: list[int], args: argparse.Namespace, work: Path) -> d
     return {"floor": str(FLOOR), "sequential_s": round(imports + train, 2),
             "per_batch": {b: {k: round(r[k], 2) for k in ("import_s", "setup_s", "loop_s")}
                           | {"threads": r["torch_threads"]} for b, r in per_batch.items()}}
+
+
+def bench_demo_sweep(reps: int, work: Path, quick: bool = False) -> list[Figure]:
+    """``run.py``'s section s: the demo sweep and the plain loop, as table rows."""
+    args = argparse.Namespace(count=10, epochs=2 if quick else 5, limit=None, extra=[])
+    walls, floors, ratios, firsts, warm, warm_fit, pss, lines = ([] for _ in range(8))
+    details: list[dict[str, Any]] = []
+    for _ in range(reps):
+        sweep = run_sweep(args, fresh_dir(work, "sweep-"))
+        floor = run_floor(sweep["batch_sizes"], args, fresh_dir(work, "floor-"))
+        walls.append(sweep["wall_s"])
+        floors.append(floor["sequential_s"])
+        ratios.append(round(sweep["wall_s"] / floor["sequential_s"], 3))
+        firsts.append(sweep["first_step_s"])
+        warm += sweep["warm_run_first_step_s"]
+        warm_fit += sweep["warm_run_start_s"]
+        pss.append(sweep["peak_pss_mib"])
+        lines.append(sweep["output_lines"])
+        details.append({"sweep": {k: v for k, v in sweep.items() if k != "output"},
+                        "floor": floor, "output_tail": sweep["output"][-3000:]})
+        log(f"(s) sweep {sweep['wall_s']:.0f} s, floor.py sequential "
+            f"{floor['sequential_s']:.0f} s, first step {sweep['first_step_s']} s, warm "
+            f"{sweep['warm_run_first_step_s']}")
+    demo = "the demo sweep (10 runs, 5 epochs), command to exit"
+    return [
+        Figure("s1", "(s) demo sweep wall", "s", walls, note=demo, details={"runs": details}),
+        Figure("s2", "(s) floor.py, same 10 runs in turn", "s", floors,
+               note="imports once, then each configuration's setup and epochs"),
+        Figure("s3", "(s) ratio sweep / floor.py", "x", ratios, target=TARGET_RATIO),
+        Figure("s4", "(s) command to first run's first step", "s", firsts, target=5.0),
+        Figure("s5", "(s) warm worker: claim to first step", "s", warm, target=0.3,
+               note="every run that was not the first of its worker"),
+        Figure("s6", "(s)   same, claim to Trainer.fit", "s", warm_fit),
+        Figure("s7", "(s) peak memory, all processes (PSS)", "MiB", pss),
+        Figure("s8", "(s) lines printed", "lines", lines),
+    ]
 
 
 def main() -> None:
