@@ -211,3 +211,21 @@ def test_key_value_words_and_options_are_one_syntax(tmp_path, capsys, argv, expe
     assert eval_main([f"--exp-dir={tmp_path}", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith(expected) and err.count("\n") == 1, err
+
+
+def test_a_missing_sweep_or_run_names_its_own_key(tmp_path):
+    """``sweep=`` naming no sweep blames ``sweep`` and lists the model's sweeps; a missing run
+    in an existing sweep blames ``run`` and lists that sweep's runs."""
+    from knowit_app.errors import ConfigError
+    from knowit_app.evaluation.forward import find_model_dir
+    from knowit_app.experiment.layout import ExperimentLayout
+
+    ExperimentLayout(tmp_path).run_dir("m", "grid", "run_a").mkdir(parents=True)
+    with pytest.raises(ConfigError) as wrong_sweep:
+        find_model_dir(tmp_path, "m", sweep="gird", run="run_a")
+    assert wrong_sweep.value.key == "sweep"
+    assert "sweeps there: grid" in str(wrong_sweep.value)
+    with pytest.raises(ConfigError) as wrong_run:
+        find_model_dir(tmp_path, "m", sweep="grid", run="run_b")
+    assert wrong_run.value.key == "run" and "runs there: run_a" in str(wrong_run.value)
+    assert find_model_dir(tmp_path, "m", sweep="grid", run="run_a").name == "run_a"

@@ -38,7 +38,14 @@ def find_model_dir(exp_dir: str | Path, model_name: str, sweep: str | None = Non
         path = layout.run_dir(model_name, sweep, run)
         if not path.is_dir():
             where = path.parent
-            runs = (p.name for p in where.iterdir() if p.is_dir()) if where.is_dir() else ()
+            if not where.is_dir():  # the sweep itself is not there: name the sweep key
+                sweeps_dir = where.parent
+                sweeps = (p.name for p in sweeps_dir.iterdir()
+                          if p.is_dir() and not p.name.startswith(".")
+                          ) if sweeps_dir.is_dir() else ()
+                raise not_found("sweep", f"sweep {sweep!r} of model {model_name!r}",
+                                sweeps_dir, sweeps, "sweeps")
+            runs = (p.name for p in where.iterdir() if p.is_dir())
             raise not_found("run", f"sweep run {sweep}/{run} of model {model_name!r}", where,
                             runs, "runs")
     else:
