@@ -25,7 +25,8 @@ examples:
   knowit-app -m sweep=tutorial_grid hydra/launcher=slurm hydra.sweeper.parallel=8
 
 companion commands: knowit-app-info, knowit-app-import, knowit-app-consolidate,
-  knowit-app-report, knowit-app-eval, knowit-app-predict (each has --help)
+  knowit-app-report, knowit-app-eval, knowit-app-predict, knowit-app-interpret
+  (each has --help)
 """
 
 
