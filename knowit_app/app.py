@@ -132,6 +132,46 @@ def agent_run_dir(cfg: DictConfig, layout: ExperimentLayout) -> Path:
     return sweep_dir / name
 
 
+def _run_hydra() -> None:
+    """Hydra's main, with its refusals of the command line as one ``error:`` line, exit 2.
+
+    ``HYDRA_FULL_ERROR`` makes Hydra raise instead of printing; any other exception goes back
+    to Hydra's own printing (``hydra._internal.utils.run_and_report``, there being no public
+    way to call it), so it reads as before. A user's own ``HYDRA_FULL_ERROR`` is left alone.
+    """
+    from knowit_app.config.compose_errors import is_composition_error, one_line
+
+    users = os.environ.get("HYDRA_FULL_ERROR")
+    if users == "1":  # Hydra's own test for it
+        _hydra_task()
+        return
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        _hydra_task()
+    except Exception as exc:
+        if is_composition_error(exc):
+            print(f"error: {one_line(exc)}", file=sys.stderr)
+            sys.exit(2)
+        _restore_env("HYDRA_FULL_ERROR", users)
+        from hydra._internal.utils import run_and_report
+
+        error = exc
+
+        def reraise() -> None:
+            raise error
+
+        run_and_report(reraise)
+    finally:
+        _restore_env("HYDRA_FULL_ERROR", users)
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
 def main() -> None:
     """Console-script entry point (``knowit-app``)."""
     import gc
@@ -147,7 +187,7 @@ def main() -> None:
                 sys.exit(2)
             return
         try:
-            _hydra_task()
+            _run_hydra()
         except StartRefused as refused:  # a bad name or exp_dir, before Hydra created a dir
             print(f"error: {refused.error}", file=sys.stderr)
             sys.exit(2)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -141,11 +144,33 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, override, key):
     assert not (tmp_path / "outputs").exists()
 
 
-def test_misspelt_key_fails_at_composition(tmp_path):
-    proc = run_cli(["arch.dropuot=0.1"], cwd=tmp_path)
-    assert proc.returncode != 0
-    assert "dropuot" in proc.stderr and "MLPConfig" in proc.stderr
+@pytest.mark.parametrize("override,line", [
+    ("arch.dropuot=0.1", "error: arch.dropuot: Key 'dropuot' not in 'MLPConfig'; see the keys"),
+    ("data.batch_size=many", "error: data.batch_size: Value 'many' of type 'str' could not be "
+                             "converted to Integer"),
+    ("arch=mpl", "error: arch: no option 'mpl'; available: cnn, custom, lstm, mlp, tcn"),
+    ("hydra.sweeper.cuont=2", "error: hydra.sweeper.cuont: Key 'cuont' not in"),
+    ("trainer.learning_rate=[1", "error: trainer.learning_rate=[1: cannot parse this override"),
+])
+def test_what_hydra_refuses_is_one_line_too(tmp_path, override, line):
+    """A misspelt key, a wrong type, an unknown group option or an unparsable override: Hydra
+    refuses them while composing, before the app runs; the app still says so in one line,
+    exit status 2, and nothing is written."""
+    proc = run_cli(["model_name=x", override], cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()], proc.stderr
+    assert proc.stderr.startswith(line), proc.stderr
     assert not (tmp_path / "outputs").exists()
+
+
+def test_hydra_full_error_still_gets_hydras_own_report(tmp_path):
+    """A user's HYDRA_FULL_ERROR=1 (Hydra's switch for the whole traceback) is honoured."""
+    env = {**os.environ, "HYDRA_FULL_ERROR": "1", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run([sys.executable, "-m", "knowit_app", "model_name=x",
+                           "arch.dropuot=0.1"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr and "ConfigCompositionException" in proc.stderr
 
 
 def test_wrong_type_fails_at_composition(tmp_path):
