@@ -17,7 +17,7 @@ from pathlib import Path
 
 from knowit_app.cli.args import CommandParser, run_command, shown
 from knowit_app.errors import not_found
-from knowit_app.experiment.layout import ExperimentLayout
+from knowit_app.experiment.layout import ExperimentLayout, named_dirs
 
 USAGE = "knowit-app-report model_name=<model> sweep=<sweep> [exp_dir=outputs]"
 DESCRIPTION = """\
@@ -46,8 +46,7 @@ def find_sweep(exp_dir: str | Path, model_name: str, sweep: str) -> Path:
         models = (p.parent.name for p in layout.models_dir.glob("*/sweeps") if p.is_dir())
         raise not_found("model_name", f"sweeps of model {model_name!r}", layout.models_dir,
                         models, "models with sweeps")
-    names = (p.name for p in sweeps_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-    raise not_found("sweep", f"sweep {sweep!r}", sweeps_dir, names, "sweeps")
+    raise not_found("sweep", f"sweep {sweep!r}", sweeps_dir, named_dirs(sweeps_dir), "sweeps")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from knowit_app.errors import ConfigError, not_found
-from knowit_app.experiment.layout import ExperimentLayout
+from knowit_app.experiment.layout import ExperimentLayout, named_dirs
 
 if TYPE_CHECKING:
     import torch
@@ -39,22 +39,17 @@ def find_model_dir(exp_dir: str | Path, model_name: str, sweep: str | None = Non
         if not path.is_dir():
             where = path.parent
             if not where.is_dir():  # the sweep itself is not there: name the sweep key
-                sweeps_dir = where.parent
-                sweeps = (p.name for p in sweeps_dir.iterdir()
-                          if p.is_dir() and not p.name.startswith(".")
-                          ) if sweeps_dir.is_dir() else ()
+                sweeps_dir = layout.sweeps_dir(model_name)
                 raise not_found("sweep", f"sweep {sweep!r} of model {model_name!r}",
-                                sweeps_dir, sweeps, "sweeps")
-            runs = (p.name for p in where.iterdir() if p.is_dir())
+                                sweeps_dir, named_dirs(sweeps_dir), "sweeps")
             raise not_found("run", f"sweep run {sweep}/{run} of model {model_name!r}", where,
-                            runs, "runs")
+                            named_dirs(where), "runs")
     else:
         path = layout.model_dir(model_name)
         if not path.is_dir():
             root = layout.models_dir
-            models = (p.name for p in root.iterdir()
-                      if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else ()
-            raise not_found("model_name", f"model {model_name!r}", root, models, "models")
+            raise not_found("model_name", f"model {model_name!r}", root, named_dirs(root),
+                            "models")
     return path
 
 

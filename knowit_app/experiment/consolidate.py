@@ -31,6 +31,7 @@ from knowit_app.experiment.layout import (
     SWEEPS_DIR,
     ExperimentLayout,
     check_name,
+    named_dirs,
 )
 from knowit_app.experiment.model_dir import locked, new_staging_dir, recover, swap_in
 from knowit_app.experiment.runs import (
@@ -124,8 +125,7 @@ def _sweep_dir(layout: ExperimentLayout, model_name: str, sweep_name: str) -> Pa
         raise ConfigError("model_name", f"no model {model_name!r} in {layout.models_dir}; "
                                         f"{there}")
     sweeps_dir = layout.sweeps_dir(model_name)
-    sweeps = sorted(p.name for p in sweeps_dir.iterdir()
-                    if p.is_dir() and not p.name.startswith(".")) if sweeps_dir.is_dir() else []
+    sweeps = named_dirs(sweeps_dir)
     there = f"sweeps there: {', '.join(sweeps)}" if sweeps else "it has no sweeps yet"
     raise ConfigError("sweep", f"no sweep {sweep_name!r} in {sweeps_dir}; {there}")
 

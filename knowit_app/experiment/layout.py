@@ -126,3 +126,14 @@ def holds_model(model_dir: Path) -> bool:
     """Whether a model directory already holds a trained model that training would replace."""
     return any(p.name != HYDRA_DIR and not p.name.endswith(".log")
                for p in model_entries(model_dir))
+
+
+def named_dirs(parent: Path) -> list[str]:
+    """Sorted names of ``parent``'s subdirectories that a user names (models, sweeps, runs).
+
+    The app's own dot-directories (``.staging``, ``.replaced``, ``.interrupted``) are left out;
+    a missing ``parent`` has none. What "no such model/sweep/run" errors list as choices.
+    """
+    if not parent.is_dir():
+        return []
+    return sorted(p.name for p in parent.iterdir() if p.is_dir() and not p.name.startswith("."))
