@@ -208,7 +208,13 @@ def test_requeued_run_resumes_from_its_last_epoch(slurm_accounting, tmp_path):
     assert before[:ckpt_epoch + 1] == list(range(ckpt_epoch + 1)), before
     assert len(before) <= ckpt_epoch + 2, before
     assert after == list(range(ckpt_epoch + 1, EPOCHS)), after
-    assert csv_epochs(run_dir, 0) == before
+    # Lightning validates (and the CSV logger records valid_loss) before the epoch's end hooks
+    # write the log line and the checkpoint: a signal in between leaves one validated epoch more
+    # in version 0 than the app log shows, and that epoch is trained again.
+    validated_first = csv_epochs(run_dir, 0)
+    assert validated_first == list(range(len(validated_first))), validated_first
+    assert len(before) <= len(validated_first) <= len(before) + 1, (validated_first, before)
+    assert validated_first[-1] <= ckpt_epoch + 1, (validated_first, ckpt_epoch)
     assert csv_epochs(run_dir, 1) == after  # not restarted at epoch 0
     assert not (run_dir / "lightning_logs" / "version_2").exists()
 
