@@ -38,6 +38,14 @@ def compose_config(overrides: list[str], extra: Mapping[str, Any] | None = None)
     return cfg
 
 
+def accelerator_for_device(device: str) -> str:
+    """Lightning's accelerator for KnowIt's ``device`` argument ('cpu', 'gpu' or 'cuda')."""
+    accelerators = {"cpu": "cpu", "gpu": "gpu", "cuda": "gpu"}
+    if device not in accelerators:
+        raise ConfigError("device", f"unknown device {device!r}; allowed: cpu, gpu, cuda")
+    return accelerators[device]
+
+
 class KnowIt:
     """KnowIt's entry point: one object per experiment directory."""
 
@@ -47,6 +55,7 @@ class KnowIt:
         self.layout = ExperimentLayout(self.exp_dir)
         self.safe_mode = safe_mode
         self.overwrite = overwrite
+        self.device: str | None = None  # KnowIt's global_device; see global_args
 
     def config_for(self, model_name: str, kwargs: Mapping[str, Any]) -> DictConfig:
         """The app config that KnowIt-style ``kwargs`` stand for (nothing is trained)."""
@@ -63,12 +72,16 @@ class KnowIt:
 
     def train_model(self, model_name: str, kwargs: Mapping[str, Any],
                     sweep_kwargs: Mapping[str, Any] | None = None, *,
+                    device: str | None = None, safe_mode: bool | None = None,
                     overwrite: bool | None = None, **ignored: Any) -> Any:
         """Train ``model_name`` into ``<exp_dir>/models/<model_name>/`` and return its result.
 
         With ``sweep_kwargs`` (``sweep_name``, ``run_name``, ``log_to_local``) the run goes to
         ``models/<model>/sweeps/<sweep>/<run>/`` instead, as in KnowIt's sweep tutorial.
+        ``device`` ('cpu', 'gpu', 'cuda'; default :meth:`global_args`'s) picks the accelerator;
+        ``safe_mode=False``, as in KnowIt, lets the training replace an existing model.
         """
+        from knowit_app.config.checks import check_accelerator_available
         from knowit_app.experiment.model_dir import discard_staging, publish, refuse_existing
         from knowit_app.training.run import plan_training
         from knowit_app.training.wandb_run import fit_tracked
@@ -76,9 +89,20 @@ class KnowIt:
         for name in ignored:
             warnings.warn(f"train_model: argument {name!r} has no effect in knowit-app",
                           stacklevel=2)
-        overwrite = self.overwrite if overwrite is None else overwrite
+        if overwrite is None:
+            unsafe = safe_mode is False or (safe_mode is None and not self.safe_mode)
+            overwrite = self.overwrite or unsafe
+        device = self.device if device is None else device
         cfg = self.config_for(model_name, kwargs)
         cfg.overwrite = bool(overwrite)
+        if device is not None:
+            cfg.trainer.accelerator = accelerator_for_device(device)
+        try:
+            check_accelerator_available(cfg.trainer.accelerator)
+        except ConfigError as exc:
+            if device is None:
+                raise
+            raise ConfigError("device", f"{device!r}: {exc.detail}") from None
         model_dir = self.layout.model_dir(model_name)
         if sweep_kwargs is not None:
             return self._train_sweep_run(cfg, model_name, sweep_kwargs)
@@ -139,16 +163,16 @@ class KnowIt:
 
     def global_args(self, *, device: str | None = None, safe_mode: bool | None = None,
                     and_viz: bool | None = None, verbose: bool = False) -> dict[str, Any]:
-        """KnowIt's global settings: ``device`` ('cpu'/'gpu') is used by later trainings."""
+        """KnowIt's global settings. ``device`` ('cpu', 'gpu' or 'cuda') is the accelerator of
+        later trainings that name none themselves; unset, the trainer config's (cpu) is used."""
         if device is not None:
-            if device not in ("cpu", "gpu", "cuda"):
-                raise ConfigError("device", f"unknown device {device!r}; allowed: cpu, gpu")
+            accelerator_for_device(device)  # refuse a bad name now, not at the next training
             self.device = device
         if safe_mode is not None:
             self.safe_mode = bool(safe_mode)
         if and_viz is not None:
             self.and_viz = bool(and_viz)
-        return {"global_device": getattr(self, "device", "cpu"),
+        return {"global_device": self.device or "cpu",
                 "global_and_viz": getattr(self, "and_viz", False),
                 "global_safe_mode": self.safe_mode}
 
@@ -164,7 +188,7 @@ class KnowIt:
                 "time_delta": dt.timedelta(seconds=ds.time_delta)}
 
     def train_model_from_yaml(self, model_name: str, config_path: str | Path,
-                              device: str | None = None, **ignored: Any) -> Any:
+                              device: str | None = None, **more: Any) -> Any:
         """Train from a YAML file of KnowIt kwargs (``data``, ``arch``, ``trainer``), such as a
         model's ``model_args.yaml``; keys KnowIt writes there that are not inputs are skipped."""
         import yaml
@@ -176,11 +200,14 @@ class KnowIt:
         if not isinstance(loaded, Mapping):
             raise ConfigError("config_path", f"{path} does not hold a mapping")
         kwargs = {k: loaded[k] for k in ("data", "arch", "trainer") if k in loaded}
-        return self.train_model(model_name, kwargs, **ignored)
+        return self.train_model(model_name, kwargs, device=device, **more)
 
     def run_model_eval(self, model_name: str, device: str | None = None,
                        **ignored: Any) -> Any:
-        """KnowIt's name for scoring a trained model on train, valid and eval."""
+        """KnowIt's name for scoring a trained model on train, valid and eval (on the CPU,
+        whatever ``device`` says: scoring, predictions and attributions always run there)."""
+        if device is not None:
+            accelerator_for_device(device)
         return self.evaluate_model(model_name)
 
     def generate_predictions(self, model_name: str, kwargs: Mapping[str, Any], *,
@@ -188,6 +215,8 @@ class KnowIt:
                              and_viz: bool | None = None) -> Any:
         """KnowIt's ``kwargs={'predictor': {'prediction_set': 'eval'}}``: write the model's
         predictions on that set (``predictions/<set>.parquet`` and a figure)."""
+        if device is not None:
+            accelerator_for_device(device)  # predictions run on the CPU (see run_model_eval)
         predictor = dict(kwargs.get("predictor") or {})
         if "prediction_set" not in predictor:
             raise ConfigError("predictor.prediction_set", "missing; give train, valid or eval")

@@ -9,6 +9,7 @@ import pytest
 from helpers import checkpoints, snapshot
 
 from knowit_app import KnowIt, load_trained_model
+from knowit_app.config.checks import available_accelerators
 from knowit_app.errors import ConfigError, ModelExistsError
 
 
@@ -76,6 +77,12 @@ def test_train_model_writes_the_model_dir(tmp_path):
         with pytest.raises(ModelExistsError, match="model_name"):
             ki.train_model("api_model", small(tutorial_kwargs()))
     assert snapshot(model_dir) == before
+    # KnowIt's safe_mode=False lets the same name replace it, trained on the device asked for.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ki.train_model("api_model", small(tutorial_kwargs()), safe_mode=False, device="cpu")
+    assert not [w for w in caught if "has no effect" in str(w.message)]
+    assert snapshot(model_dir) != before and len(checkpoints(model_dir)) == 1
 
 
 @pytest.mark.slow
@@ -125,6 +132,27 @@ def test_bad_kwargs_name_the_key_and_write_nothing(tmp_path, section, key, value
             KnowIt(tmp_path / "exp").train_model("m", kwargs)
     assert info.value.key == error_key
     assert "\n" not in str(info.value)
+    assert not (tmp_path / "exp").exists()
+
+
+def test_global_device_is_checked_and_used_by_later_trainings(tmp_path):
+    """KnowIt's ``global_args(device=...)``: a bad name is refused at once, and the device
+    reaches the training's accelerator (refused before any work where this machine lacks it)."""
+    ki = KnowIt(tmp_path / "exp")
+    assert ki.global_args()["global_device"] == "cpu"
+    with pytest.raises(ConfigError) as info:
+        ki.global_args(device="tpu")
+    assert info.value.key == "device" and "cpu, gpu, cuda" in str(info.value)
+    assert ki.global_args(device="gpu")["global_device"] == "gpu"
+    if "cuda" in available_accelerators():
+        pytest.skip("this machine has a GPU: the refusal below cannot happen here")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ConfigError) as info:
+            ki.train_model("m", small(tutorial_kwargs()))
+        assert info.value.key == "device" and "not available on this machine" in str(info.value)
+        with pytest.raises(ConfigError, match="^device: 'cuda'"):
+            ki.train_model("m", small(tutorial_kwargs()), device="cuda")
     assert not (tmp_path / "exp").exists()
 
 
