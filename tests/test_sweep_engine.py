@@ -269,6 +269,29 @@ def test_hyperband_follows_the_goal(app_cfg):
     assert not engine.should_stop_early(good, record(9, {}, "running", history=[0.97]))
 
 
+def test_a_damaged_state_file_mid_run_turns_early_termination_off_not_the_run(
+        app_cfg, tmp_path, caplog):
+    """Hyperband reads the sweep's state file after every epoch; a file damaged meanwhile
+    (truncated, edited) must not fail a training that is fine: one warning, no stop."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from knowit_app.experiment.sweep_state import SWEEP_STATE_FILE
+    from knowit_app.sweeps.early_stop import HyperbandStopper
+
+    (tmp_path / SWEEP_STATE_FILE).write_text('{"version": 1, "runs": [{"name": "r')
+    stopper = HyperbandStopper(tmp_path, "run9", hyperband_spec(app_cfg))
+    trainer = SimpleNamespace(callback_metrics={"valid_loss": torch.tensor(5.0)},
+                              should_stop=False)
+    with caplog.at_level("WARNING", logger="knowit_app.sweeps"):
+        for _ in range(2):
+            stopper.on_train_epoch_end(trainer, None)
+    assert not trainer.should_stop and stopper.history == [5.0, 5.0]
+    warned = [r for r in caplog.records if "early termination is off" in r.getMessage()]
+    assert len(warned) == 1 and SWEEP_STATE_FILE in warned[0].getMessage()
+
+
 def test_without_early_terminate_nothing_is_stopped(app_cfg):
     engine = LocalEngine(spec_of(app_cfg, GRID), seed=0)
     good = [record(i, {}, history=[0.1]) for i in range(3)]

@@ -7,16 +7,20 @@ so. The run is then recorded as ``stopped``, not failed: its checkpoint is a val
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
 import lightning as L
 from omegaconf import DictConfig
 
+from knowit_app.errors import KnowitError
 from knowit_app.experiment.runs import RunState, read_sweep_config
 from knowit_app.experiment.sweep_state import RunRecord, SweepState
 from knowit_app.sweeps.engine import LocalEngine
 from knowit_app.sweeps.spec import SweepSpec, load_spec
+
+log = logging.getLogger("knowit_app.sweeps")
 
 
 class HyperbandStopper(L.Callback):
@@ -28,6 +32,7 @@ class HyperbandStopper(L.Callback):
         self.spec = spec
         self.history: list[float] = []
         self.stopped = False
+        self.warned = False
 
     @classmethod
     def for_run(cls, run_dir: Path, cfg: DictConfig) -> HyperbandStopper | None:
@@ -48,7 +53,15 @@ class HyperbandStopper(L.Callback):
         if value is None or not math.isfinite(float(value)):
             return
         self.history.append(float(value))
-        records = SweepState(self.sweep_dir).records()
+        try:
+            records = SweepState(self.sweep_dir).records()
+        except KnowitError as exc:
+            # The state file damaged (or unreadable) mid-sweep: the training itself is fine,
+            # so it goes on without early termination; the sweeper rebuilds the file.
+            if not self.warned:
+                log.warning("early termination is off for run %s: %s", self.run_name, exc)
+                self.warned = True
+            return
         others = [r for r in records if r.name != self.run_name]
         params = next((r.params for r in records if r.name == self.run_name), {})
         current = RunRecord(name=self.run_name, params=params, state=RunState.RUNNING, score=None,
