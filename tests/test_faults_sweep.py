@@ -2,7 +2,8 @@
 
 - a damaged ``sweep_state.json`` (truncated, empty, without runs) is rebuilt from the run dirs,
   with one warning and the damaged file kept; nothing finished is rerun;
-- a damaged ``sweep_config.yaml`` is one error line naming it;
+- a damaged ``sweep_config.yaml`` is one error line naming it; a sweep resumed (or started at
+  the same instant by another sweeper) with another search is one error line, nothing changed;
 - a loss or monitored metric that becomes NaN or inf fails the run, in a single training and a
   sweep alike, even when an earlier epoch's checkpoint was finite; ``run_result.json`` is always
   strict JSON;
@@ -21,7 +22,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import checkpoints, run_cli, run_dirs
+from helpers import checkpoints, run_cli, run_dirs, snapshot
 
 from knowit_app import KnowIt
 from knowit_app.api import compose_config
@@ -243,6 +244,51 @@ def test_a_sweep_goes_on_after_its_state_file_was_truncated(one_of_two, tmp_path
     assert {n: r["state"] for n, r in runs.items()} == {"dropout_0.0": "finished",
                                                         "dropout_0.1": "finished"}
     assert checkpoints(sweep_dir / "dropout_0.0")[0].stat().st_mtime == done  # not rerun
+
+
+# --------------------------------------------------------------------------- another search
+
+@pytest.mark.slow
+def test_resuming_a_sweep_with_another_search_is_one_error_and_changes_nothing(one_of_two,
+                                                                               tmp_path):
+    original, _, args = one_of_two
+    work = tmp_path / "work"
+    shutil.copytree(original, work)
+    sweep_dir = work / "outputs/models/s/sweeps/g"
+    before = snapshot(sweep_dir)
+    other = [a if not a.startswith("arch.dropout=") else "arch.dropout=0.3,0.4" for a in args]
+    proc = run_cli(other, cwd=work, timeout=900)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: sweep.name: sweep 'g' in {sweep_dir.resolve()} was started with "
+                      "another search; choose another sweep.name"], proc.stderr[-3000:]
+    assert snapshot(sweep_dir) == before
+
+
+def test_of_two_sweepers_recording_different_searches_at_once_the_second_is_refused(tmp_path):
+    """Both pass the early check (no sweep_config.yaml yet) before either records its search:
+    the record step checks again under the sweep's lock, so the second cannot overwrite the
+    first's search and run its own grid in the same sweep dir."""
+    from hydra_plugins.knowit_wandb_sweeper.config import WandbSweeperConf
+    from knowit_app.errors import ConfigError
+    from knowit_app.sweeps.driver import SweepDriver
+    from knowit_app.sweeps.plan import SweepPlan
+
+    cfg = compose_config([])
+
+    def plan(values: list[float]) -> SweepPlan:
+        search = {"method": "grid", "metric": {"name": "valid_loss"},
+                  "parameters": {"arch.dropout": {"values": values}}}
+        return SweepPlan(load_spec(search, cfg, default_name="g"), [], tmp_path, cfg, None)
+
+    first, second = plan([0.1, 0.2]), plan([0.3])
+    drivers = SweepDriver(WandbSweeperConf()), SweepDriver(WandbSweeperConf())
+    drivers[0]._check_config(first)
+    drivers[1]._check_config(second)
+    drivers[0]._record_config(first, SweepState(tmp_path))
+    with pytest.raises(ConfigError, match="was started with another search"):
+        drivers[1]._record_config(second, SweepState(tmp_path))
+    assert read_sweep_config(tmp_path)["parameters"] == {"arch.dropout": {"values": [0.1, 0.2]}}
 
 
 @pytest.mark.parametrize("text", ["method: [grid", "", "- a list\n"])

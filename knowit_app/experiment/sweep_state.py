@@ -20,7 +20,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -175,6 +175,11 @@ class SweepState:
             return self.path.read_text()
         except OSError as exc:  # a directory in its place, no permission: one line, not a trace
             raise KnowitError(f"cannot read {self.path}: {exc.strerror or exc}") from None
+
+    def lock(self) -> AbstractContextManager[None]:
+        """The sweep's lock alone (re-entrant): for steps on other sweep files that must not
+        interleave with another sweeper's."""
+        return locked(self.sweep_dir / SWEEP_LOCK)
 
     @contextmanager
     def locked(self) -> Iterator[dict[str, Any]]:

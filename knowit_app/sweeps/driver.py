@@ -192,9 +192,15 @@ class SweepDriver:
 
     def _record_config(self, plan: SweepPlan, state: SweepState) -> None:
         """Write ``sweep_config.yaml`` (the W&B sweep config, as resolved) once; what else the
-        invocation fixed is kept in the state file."""
-        if not has_sweep_config(plan.sweep_dir):
-            write_sweep_config(plan.sweep_dir, plan.spec.raw)
+        invocation fixed is kept in the state file.
+
+        The check and the write are one step under the sweep's lock: of two sweepers started
+        at the same instant with different searches, the second sees the first one's config.
+        """
+        with state.lock():
+            self._check_config(plan)
+            if not has_sweep_config(plan.sweep_dir):
+                write_sweep_config(plan.sweep_dir, plan.spec.raw)
         with state.locked() as data:
             previous = data.get("fixed_overrides")
             if previous is not None and previous != plan.fixed:
