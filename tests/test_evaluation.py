@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import snapshot, train_in_process
+from helpers import QUICK, snapshot, train_in_process
 
 from knowit_app.api import KnowIt
 from knowit_app.cli.evaluate import eval_main
@@ -150,6 +150,8 @@ def test_cli_scores_a_model_and_a_sweep_run(regression, exp, capsys):
     assert eval_main([f"exp_dir={exp}", "model_name=reg", "sets=eval"]) == 0
     printed = capsys.readouterr().out
     assert "perf_mean_absolute_error" in printed and "\neval " in printed
+    assert printed.splitlines()[0].endswith(": perf metrics in original units (outputs "
+                                            "inverse-scaled; *_scaled as in training)")
     assert all(k.startswith("result_eval_") for k in read_metrics_csv(metrics_path(regression)))
 
     run_dir = regression / "sweeps/s1/run-3"
@@ -159,6 +161,14 @@ def test_cli_scores_a_model_and_a_sweep_run(regression, exp, capsys):
     assert eval_main([f"exp_dir={exp}", "model_name=reg", "sweep=s1", "run=run-3",
                       "sets=valid,train"]) == 0
     assert list(read_metrics_csv(metrics_path(run_dir)))[0] == "result_train_loss"
+
+
+def test_cli_header_of_a_model_without_perf_metrics_says_what_it_scored(exp, capsys):
+    train_in_process(exp, "plain", *QUICK)
+    assert eval_main([f"exp_dir={exp}", "model_name=plain", "sets=valid"]) == 0
+    header, *table = capsys.readouterr().out.splitlines()
+    assert header.endswith(": the training loss (no trainer.performance_metrics to score)")
+    assert "perf" not in "\n".join(table) and "loss" in table[0]
 
 
 def test_api_wrapper(regression, exp):

@@ -72,8 +72,12 @@ def _evaluate(args: argparse.Namespace) -> str:
     sets = check_sets(args.sets or None)
     model_dir = model_dir_of(args)
     result = evaluate_model(model_dir, sets)
-    units = ("perf metrics in original units (outputs inverse-scaled; *_scaled as in training)"
-             if result.outputs_rescaled else "perf metrics in the data's units")
+    if not result.perf_metrics:
+        units = "the training loss (no trainer.performance_metrics to score)"
+    elif result.outputs_rescaled:
+        units = "perf metrics in original units (outputs inverse-scaled; *_scaled as in training)"
+    else:
+        units = "perf metrics in the data's units"
     return "\n".join([f"{shown(model_dir)}: {units}", format_metrics(result.metrics),
                       f"written to {shown(result.csv_path)}"])
 
