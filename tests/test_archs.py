@@ -200,10 +200,11 @@ def _count(model: torch.nn.Module) -> int:
 @pytest.mark.parametrize(("width", "depth"), [(8, 1), (8, 3), (32, 2)])
 def test_mlp_size_follows_width_and_depth(width: int, depth: int, batchnorm: bool) -> None:
     """arch.width and arch.depth size the MLP as its docstring says: ``depth`` Linear(width)
-    blocks over the flattened (33, 4) window, BatchNorm's scale and shift, a linear head."""
+    blocks over the flattened (33, 4) window, BatchNorm's scale and shift, a linear head
+    without bias (KnowIt's)."""
     block = width + (2 * width if batchnorm else 0)  # bias (+ BatchNorm weight and bias)
     expected = (33 * 4 * width + block) + (depth - 1) * (width * width + block) \
-        + (width * 2 * 3 + 2 * 3)  # head onto (2, 3) outputs
+        + width * 2 * 3  # head onto (2, 3) outputs
     model = _model("MLP", "regression", (33, 4), (2, 3), width=width, depth=depth,
                    batchnorm=batchnorm)
     assert _count(model) == expected

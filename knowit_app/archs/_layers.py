@@ -98,13 +98,14 @@ class OutputHead(nn.Module):
         task: str,
         num_classes: int | None,
         output_activation: Any = None,
+        bias: bool = True,
     ) -> None:
         super().__init__()
         self.task = task
         self.output_shape = (int(output_shape[0]), int(output_shape[1]))
         steps, components = self.output_shape
         n_out = num_classes if task == "classification" else steps * components
-        self.linear = nn.Linear(in_features, int(n_out))
+        self.linear = nn.Linear(in_features, int(n_out), bias=bias)
         name = optional_name(output_activation)
         self.activation = make_activation(name, dim=-1) if name is not None else nn.Identity()
 

@@ -1,4 +1,5 @@
-"""MLP: the input window flattened, then ``depth`` fully connected blocks, then a linear head.
+"""MLP: the input window flattened, then ``depth`` fully connected blocks, then a linear head
+without bias (KnowIt's MLP).
 
 A block is Linear(width) -> BatchNorm (if ``batchnorm``) -> activation -> Dropout. With
 ``residual`` each block whose input already has ``width`` features adds its input to its
@@ -64,7 +65,9 @@ def build(
         blocks.append(nn.Sequential(*layers))
         skips.append(bool(hps["residual"]) and in_features == width)
         in_features = width
-    head = OutputHead(width, output_shape, task, num_classes, hps["output_activation"])
+    # Bias-free, as KnowIt's MLP head (and the reference loop's network, bench/floor.py).
+    head = OutputHead(width, output_shape, task, num_classes, hps["output_activation"],
+                      bias=False)
     return MLP(blocks, skips, head)
 
 
