@@ -171,6 +171,27 @@ def test_cli_header_of_a_model_without_perf_metrics_says_what_it_scored(exp, cap
     assert "perf" not in "\n".join(table) and "loss" in table[0]
 
 
+def test_an_mlp_with_a_head_bias_from_an_older_version_still_loads(exp):
+    """Older versions gave the MLP head a bias (KnowIt's has none) and recorded no
+    ``output_bias``: such a model still loads and reproduces its checkpoint's valid_loss."""
+    import json
+
+    import yaml
+
+    new = train_in_process(exp, "new_head", *QUICK)
+    assert "head.linear.bias" not in load_trained_model(new).network.state_dict()
+    old = train_in_process(exp, "old_head", *QUICK, "arch.output_bias=true")
+    path = old / "model_args.yaml"
+    record = yaml.safe_load(path.read_text())
+    for section in (record["arch"], record["arch"]["arch_hps"]):
+        del section["output_bias"]  # what an older version wrote
+    path.write_text(yaml.safe_dump(record, sort_keys=False))
+    model = load_trained_model(old)
+    assert "head.linear.bias" in model.network.state_dict()
+    best = json.loads((old / "run_result.json").read_text())["best_score"]
+    assert model.score("valid") == pytest.approx(best, rel=1e-4)
+
+
 def test_api_wrapper(regression, exp):
     result = KnowIt(exp).evaluate_model("reg", sets=["valid"])
     assert result.csv_path == metrics_path(regression)

@@ -1,5 +1,5 @@
 """MLP: the input window flattened, then ``depth`` fully connected blocks, then a linear head
-without bias (KnowIt's MLP).
+without bias unless ``output_bias`` (KnowIt's MLP, and the reference loop's network).
 
 A block is Linear(width) -> BatchNorm (if ``batchnorm``) -> activation -> Dropout. With
 ``residual`` each block whose input already has ``width`` features adds its input to its
@@ -30,6 +30,7 @@ HP_RANGES: dict[str, dict[str, Any]] = {
     "activations": {"values": ["ReLU", "LeakyReLU", "Tanh", "GELU"]},
     "batchnorm": {"values": [True, False]},
     "residual": {"values": [False, True]},
+    "output_bias": {"values": [False]},  # KnowIt's head has none; not worth searching
 }
 
 
@@ -43,6 +44,7 @@ def validate(hps: Mapping[str, Any]) -> None:
     checks.check_activation(hps)
     checks.check_bool(hps, "batchnorm")
     checks.check_bool(hps, "residual")
+    checks.check_bool(hps, "output_bias")
 
 
 def build(
@@ -65,9 +67,8 @@ def build(
         blocks.append(nn.Sequential(*layers))
         skips.append(bool(hps["residual"]) and in_features == width)
         in_features = width
-    # Bias-free, as KnowIt's MLP head (and the reference loop's network, bench/floor.py).
     head = OutputHead(width, output_shape, task, num_classes, hps["output_activation"],
-                      bias=False)
+                      bias=bool(hps["output_bias"]))
     return MLP(blocks, skips, head)
 
 

@@ -54,6 +54,9 @@ class MLPConfig(ArchConfig):
     activations: str = "ReLU"
     batchnorm: bool = True
     residual: bool = False
+    # KnowIt's MLP head has no bias; models trained before ours matched it have one (their
+    # model_args.yaml lacks this key, and loading them sets it true).
+    output_bias: bool = False
 
 
 @dataclass

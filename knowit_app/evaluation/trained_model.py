@@ -142,6 +142,9 @@ def load_trained_model(model_dir: str | Path) -> TrainedModel:
     if exp_dir is not None:
         args["exp_dir"] = str(exp_dir)
     check_dataset(args, model_dir)
+    arch = args["arch"]
+    if str(arch.get("name", "")).upper() == "MLP" and "output_bias" not in arch:
+        arch["output_bias"] = True  # trained before the MLP head lost its bias (see schema)
     dyn = args["data_dynamics"]
     classes = dyn.get("class_set")
     network = build_model(args["arch"], tuple(dyn["in_shape"]), tuple(dyn["out_shape"]),
