@@ -38,12 +38,26 @@ def compose_config(overrides: list[str], extra: Mapping[str, Any] | None = None)
     return cfg
 
 
-def accelerator_for_device(device: str) -> str:
-    """Lightning's accelerator for KnowIt's ``device`` argument ('cpu', 'gpu' or 'cuda')."""
-    accelerators = {"cpu": "cpu", "gpu": "gpu", "cuda": "gpu"}
-    if device not in accelerators:
-        raise ConfigError("device", f"unknown device {device!r}; allowed: cpu, gpu, cuda")
-    return accelerators[device]
+DEVICES = ("cpu", "gpu", "cuda", "mps")  # KnowIt's 'cpu'/'gpu', and Lightning's own names
+
+
+def check_device(device: str) -> str:
+    """KnowIt's ``device`` argument as Lightning's accelerator name (the same words)."""
+    if device not in DEVICES:
+        raise ConfigError("device", f"unknown device {device!r}; allowed: {', '.join(DEVICES)}")
+    return device
+
+
+def check_device_available(device: str) -> None:
+    """Refuse a device this machine lacks, naming the ones it has (before any work)."""
+    from knowit_app.config.checks import available_accelerators
+
+    here = set(available_accelerators())
+    gpus = here & {"cuda", "mps"}
+    usable = [d for d in DEVICES if d == "cpu" or d in here or (d == "gpu" and gpus)]
+    if device not in usable:
+        raise ConfigError("device", f"{device!r} is not available on this machine; "
+                          f"available here: {', '.join(usable)}")
 
 
 class KnowIt:
@@ -70,6 +84,13 @@ class KnowIt:
             cfg.arch.arch_hps = OmegaConf.merge(cfg.arch.arch_hps, custom_hps)
         return cfg
 
+    def _overwrites(self, safe_mode: bool | None) -> bool:
+        """Whether a call may replace what is there: its own ``safe_mode`` if given, else the
+        object's ``overwrite`` or ``safe_mode=False``."""
+        if safe_mode is not None:
+            return not safe_mode
+        return self.overwrite or not self.safe_mode
+
     def train_model(self, model_name: str, kwargs: Mapping[str, Any],
                     sweep_kwargs: Mapping[str, Any] | None = None, *,
                     device: str | None = None, safe_mode: bool | None = None,
@@ -78,8 +99,10 @@ class KnowIt:
 
         With ``sweep_kwargs`` (``sweep_name``, ``run_name``, ``log_to_local``) the run goes to
         ``models/<model>/sweeps/<sweep>/<run>/`` instead, as in KnowIt's sweep tutorial.
-        ``device`` ('cpu', 'gpu', 'cuda'; default :meth:`global_args`'s) picks the accelerator;
-        ``safe_mode=False``, as in KnowIt, lets the training replace an existing model.
+        ``device`` ('cpu', 'gpu', 'cuda', 'mps') picks the accelerator; without it,
+        ``kwargs['trainer']['accelerator']``, then :meth:`global_args`'s device, then the
+        trainer config's. ``safe_mode=False``, as in KnowIt, lets the training replace an
+        existing model (``safe_mode=True`` protects it even under ``KnowIt(overwrite=True)``).
         """
         from knowit_app.config.checks import check_accelerator_available
         from knowit_app.experiment.model_dir import discard_staging, publish, refuse_existing
@@ -90,19 +113,15 @@ class KnowIt:
             warnings.warn(f"train_model: argument {name!r} has no effect in knowit-app",
                           stacklevel=2)
         if overwrite is None:
-            unsafe = safe_mode is False or (safe_mode is None and not self.safe_mode)
-            overwrite = self.overwrite or unsafe
-        device = self.device if device is None else device
+            overwrite = self._overwrites(safe_mode)
+        if device is None and "accelerator" not in (kwargs.get("trainer") or {}):
+            device = self.device
         cfg = self.config_for(model_name, kwargs)
         cfg.overwrite = bool(overwrite)
         if device is not None:
-            cfg.trainer.accelerator = accelerator_for_device(device)
-        try:
-            check_accelerator_available(cfg.trainer.accelerator)
-        except ConfigError as exc:
-            if device is None:
-                raise
-            raise ConfigError("device", f"{device!r}: {exc.detail}") from None
+            cfg.trainer.accelerator = check_device(device)
+            check_device_available(device)
+        check_accelerator_available(cfg.trainer.accelerator)
         model_dir = self.layout.model_dir(model_name)
         if sweep_kwargs is not None:
             return self._train_sweep_run(cfg, model_name, sweep_kwargs)
@@ -158,16 +177,14 @@ class KnowIt:
         command line, ``arch=custom arch.name=<module>``."""
         from knowit_app.archs.custom import import_arch
 
-        safe = self.safe_mode if safe_mode is None else safe_mode
-        return import_arch(new_arch_path, self.exp_dir, overwrite=self.overwrite or not safe)
+        return import_arch(new_arch_path, self.exp_dir, overwrite=self._overwrites(safe_mode))
 
     def global_args(self, *, device: str | None = None, safe_mode: bool | None = None,
                     and_viz: bool | None = None, verbose: bool = False) -> dict[str, Any]:
         """KnowIt's global settings. ``device`` ('cpu', 'gpu' or 'cuda') is the accelerator of
         later trainings that name none themselves; unset, the trainer config's (cpu) is used."""
         if device is not None:
-            accelerator_for_device(device)  # refuse a bad name now, not at the next training
-            self.device = device
+            self.device = check_device(device)  # a bad name is refused now, not later
         if safe_mode is not None:
             self.safe_mode = bool(safe_mode)
         if and_viz is not None:
@@ -207,7 +224,7 @@ class KnowIt:
         """KnowIt's name for scoring a trained model on train, valid and eval (on the CPU,
         whatever ``device`` says: scoring, predictions and attributions always run there)."""
         if device is not None:
-            accelerator_for_device(device)
+            check_device(device)
         return self.evaluate_model(model_name)
 
     def generate_predictions(self, model_name: str, kwargs: Mapping[str, Any], *,
@@ -216,7 +233,7 @@ class KnowIt:
         """KnowIt's ``kwargs={'predictor': {'prediction_set': 'eval'}}``: write the model's
         predictions on that set (``predictions/<set>.parquet`` and a figure)."""
         if device is not None:
-            accelerator_for_device(device)  # predictions run on the CPU (see run_model_eval)
+            check_device(device)  # predictions run on the CPU (see run_model_eval)
         predictor = dict(kwargs.get("predictor") or {})
         if "prediction_set" not in predictor:
             raise ConfigError("predictor.prediction_set", "missing; give train, valid or eval")
@@ -255,8 +272,7 @@ class KnowIt:
                               f"unknown option; allowed: raw_data, meta, "
                               f"{', '.join(sorted(allowed))}")
         if "overwrite" not in args:
-            unsafe = safe_mode is False or (safe_mode is None and not self.safe_mode)
-            args["overwrite"] = self.overwrite or unsafe
+            args["overwrite"] = self._overwrites(safe_mode)
         return import_dataset(source if not isinstance(source, Path) else str(source),
                               args.pop("name", None), self.exp_dir, meta=meta, **args)
 
@@ -301,18 +317,25 @@ class KnowIt:
                                  split)
 
     def interpret_model(self, model_name: str, kwargs: Mapping[str, Any],
-                        sweep_name: str | None = None, run_name: str | None = None) -> Any:
+                        sweep_name: str | None = None, run_name: str | None = None, *,
+                        device: str | None = None, safe_mode: bool | None = None,
+                        and_viz: bool | None = None) -> Any:
         """KnowIt's ``interpret_model``: ``kwargs={'interpreter': {'interpretation_method':
         ..., 'interpretation_set': 'valid', 'selection': 'random', 'size': 100,
         'multiply_by_inputs': True, 'seed': 123, 'rescale_inputs': True}}`` (defaults shown).
 
         Writes ``interpretations/<Method>-<set>-<selection>-<size>-<multiply>-<seed>.npz`` and
         ``.json`` and the pictures in ``visualizations/``; returns knowit_app.interpret's result.
+        KnowIt's ``device``, ``safe_mode`` and ``and_viz`` are accepted: attributions run on the
+        CPU, the pictures are always drawn, and a file of the same name (the same options,
+        hence the same result) is replaced atomically.
         """
         from knowit_app.evaluation.forward import find_model_dir
         from knowit_app.interpret.options import from_knowit_kwargs
         from knowit_app.interpret.run import interpret_model
 
+        if device is not None:
+            check_device(device)  # attributions run on the CPU (see run_model_eval)
         options = from_knowit_kwargs(kwargs)
         return interpret_model(find_model_dir(self.exp_dir, model_name, sweep_name, run_name),
                                options)

@@ -135,24 +135,79 @@ def test_bad_kwargs_name_the_key_and_write_nothing(tmp_path, section, key, value
     assert not (tmp_path / "exp").exists()
 
 
-def test_global_device_is_checked_and_used_by_later_trainings(tmp_path):
-    """KnowIt's ``global_args(device=...)``: a bad name is refused at once, and the device
-    reaches the training's accelerator (refused before any work where this machine lacks it)."""
+def test_global_device_is_checked_and_used_by_later_trainings(tmp_path, monkeypatch):
+    """KnowIt's ``global_args(device=...)``: a bad name is refused at once; the device becomes
+    the accelerator of later trainings unless the call or the kwargs name one."""
+    import knowit_app.training.run as run_module
+
+    class Planned(Exception):
+        """Raised by the stand-in planner: the config reached training, nothing was trained."""
+
+    def capture(cfg):
+        raise Planned(cfg.trainer.accelerator)
+
+    monkeypatch.setattr(run_module, "plan_training", capture)
+
+    def accelerator(ki, kwargs=None, **call):
+        with pytest.raises(Planned) as info:
+            ki.train_model("m", kwargs or small(tutorial_kwargs()), **call)
+        return str(info.value)
+
     ki = KnowIt(tmp_path / "exp")
     assert ki.global_args()["global_device"] == "cpu"
     with pytest.raises(ConfigError) as info:
         ki.global_args(device="tpu")
-    assert info.value.key == "device" and "cpu, gpu, cuda" in str(info.value)
-    assert ki.global_args(device="gpu")["global_device"] == "gpu"
-    if "cuda" in available_accelerators():
-        pytest.skip("this machine has a GPU: the refusal below cannot happen here")
+    assert info.value.key == "device" and "cpu, gpu, cuda, mps" in str(info.value)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with pytest.raises(ConfigError) as info:
-            ki.train_model("m", small(tutorial_kwargs()))
-        assert info.value.key == "device" and "not available on this machine" in str(info.value)
-        with pytest.raises(ConfigError, match="^device: 'cuda'"):
-            ki.train_model("m", small(tutorial_kwargs()), device="cuda")
+        assert accelerator(ki) == "cpu"  # the trainer config's
+        assert ki.global_args(device="cpu")["global_device"] == "cpu"
+        assert accelerator(ki) == "cpu"
+        given = small(tutorial_kwargs())
+        given["trainer"]["accelerator"] = "auto"
+        assert accelerator(ki, given) == "auto"  # the kwargs name one: the global yields
+        assert accelerator(ki, given, device="cpu") == "cpu"  # the call's own wins
+    assert not (tmp_path / "exp" / "models").exists()
+
+
+def test_a_calls_own_safe_mode_decides_whether_a_model_may_be_replaced(tmp_path, monkeypatch):
+    import knowit_app.training.run as run_module
+
+    class Planned(Exception):
+        pass
+
+    def capture(cfg):
+        raise Planned(cfg.overwrite)
+
+    monkeypatch.setattr(run_module, "plan_training", capture)
+
+    def overwrites(ki, **call):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises(Planned) as info:
+                ki.train_model("m", small(tutorial_kwargs()), **call)
+        return info.value.args[0]
+
+    assert overwrites(KnowIt(tmp_path)) is False
+    assert overwrites(KnowIt(tmp_path, safe_mode=False)) is True
+    assert overwrites(KnowIt(tmp_path), safe_mode=False) is True
+    assert overwrites(KnowIt(tmp_path, overwrite=True)) is True
+    assert overwrites(KnowIt(tmp_path, overwrite=True), safe_mode=True) is False
+
+
+def test_a_device_this_machine_lacks_is_refused_before_any_work(tmp_path):
+    if {"cuda", "mps"} & set(available_accelerators()):
+        pytest.skip("this machine has a GPU: the refusal cannot happen here")
+    ki = KnowIt(tmp_path / "exp")
+    ki.global_args(device="gpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for call in ({}, {"device": "cuda"}):
+            with pytest.raises(ConfigError) as info:
+                ki.train_model("m", small(tutorial_kwargs()), **call)
+            device = call.get("device", "gpu")
+            assert str(info.value) == f"device: {device!r} is not available on this machine; " \
+                "available here: cpu"
     assert not (tmp_path / "exp").exists()
 
 

@@ -288,7 +288,7 @@ def test_a_damaged_state_file_mid_run_turns_early_termination_off_not_the_run(
         for _ in range(2):
             stopper.on_train_epoch_end(trainer, None)
     assert not trainer.should_stop and stopper.history == [5.0, 5.0]
-    warned = [r for r in caplog.records if "early termination is off" in r.getMessage()]
+    warned = [r for r in caplog.records if "no early termination" in r.getMessage()]
     assert len(warned) == 1 and SWEEP_STATE_FILE in warned[0].getMessage()
 
 

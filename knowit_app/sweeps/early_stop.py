@@ -57,11 +57,14 @@ class HyperbandStopper(L.Callback):
             records = SweepState(self.sweep_dir).records()
         except KnowitError as exc:
             # The state file damaged (or unreadable) mid-sweep: the training itself is fine,
-            # so it goes on without early termination; the sweeper rebuilds the file.
+            # so it goes on, unjudged while the file stays bad (one warning per bad spell).
+            # Starting the sweep again rebuilds the file from the run dirs.
             if not self.warned:
-                log.warning("early termination is off for run %s: %s", self.run_name, exc)
+                log.warning("no early termination for run %s while the sweep state cannot be "
+                            "read: %s", self.run_name, exc)
                 self.warned = True
             return
+        self.warned = False
         others = [r for r in records if r.name != self.run_name]
         params = next((r.params for r in records if r.name == self.run_name), {})
         current = RunRecord(name=self.run_name, params=params, state=RunState.RUNNING, score=None,
