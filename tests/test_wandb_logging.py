@@ -70,12 +70,29 @@ def history_and_summary(run_dir: Path) -> tuple[list[dict], dict]:
     return history, summary
 
 
+def written_out(run_dir: Path) -> Path:
+    """The run's ``.wandb`` file as ``wandb sync`` finds it once the process has ended.
+
+    ``run.finish()`` returns when the run is finished, but W&B's service, a separate process,
+    may write the file's last block a moment later (seen in CI: the header records only). The
+    end of the process shuts the service down, which writes every file out; ``teardown`` does
+    the same here.
+    """
+    import wandb
+
+    wandb.teardown()
+    path = next(run_dir.glob("*.wandb"))
+    assert wandb_records(path)[-1].WhichOneof("record_type") == "exit", path
+    return path
+
+
 def test_an_offline_run_has_each_epoch_and_the_best_score(tmp_path):
     cfg = compose_config([f"exp_dir={tmp_path}", "model_name=w", "data.limit=5",
                           "arch.width=16", "data.batch_size=256", "trainer.max_epochs=2",
                           "wandb.mode=offline", f"wandb.dir={tmp_path / 'runs'}"])
     result = fit_tracked(plan_training(cfg), tmp_path / "run", "w-run")
     (run_dir,) = (tmp_path / "runs" / "wandb").glob("offline-run-*")
+    written_out(run_dir)
     history, summary = history_and_summary(run_dir)
 
     per_epoch: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
