@@ -196,10 +196,9 @@ def _docstrings(tree: ast.Module) -> set[int]:
 
 
 def names_the_file(value: object, file_name: str) -> bool:
-    """A path-like literal ending in ``file_name`` ("metrics.csv", "/version_0/metrics.csv");
-    a message or usage text that mentions the file is no second owner."""
-    return (isinstance(value, str) and not any(c.isspace() for c in value)
-            and (value == file_name or value.endswith("/" + file_name)))
+    """Any string literal that holds ``file_name``: a path, and a message too (messages name
+    the file through the owner's constant, so renaming it is a one-module change)."""
+    return isinstance(value, str) and file_name in value
 
 
 @pytest.mark.parametrize("file_name", RUN_FILES)

@@ -16,13 +16,14 @@ from pathlib import Path
 
 from knowit_app.cli.args import CommandParser, run_command, shown
 from knowit_app.evaluation.forward import find_model_dir
+from knowit_app.experiment.layout import EVALUATION_DIR, LOGS_DIR, METRICS_FILE
 
 EVAL_USAGE = """\
 knowit-app-eval model_name=<model> [sweep=<sweep> run=<run>] [sets=train,valid,eval]
                        [exp_dir=outputs]"""
-EVAL_DESCRIPTION = """\
+EVAL_DESCRIPTION = f"""\
 Score <exp_dir>/models/<model>/ (or a sweep run) on the chosen sets with its loss and performance
-metrics, print them and write lightning_logs/evaluation/metrics.csv there (result_<set>_loss,
+metrics, print them and write {LOGS_DIR}/{EVALUATION_DIR}/{METRICS_FILE} there (result_<set>_loss,
 result_<set>_perf_<metric>: perf metrics in original units; with scaling_tag=full also
 result_<set>_perf_<metric>_scaled, as training logs them).
 Each key is given as key=value or --key value."""

@@ -27,7 +27,7 @@ from knowit_app.data.splits import SPLIT_NAMES
 from knowit_app.errors import ConfigError
 from knowit_app.evaluation.forward import load_model, split_outputs, to_original
 from knowit_app.experiment.io import replace_atomically
-from knowit_app.experiment.layout import LOGS_DIR, METRICS_FILE
+from knowit_app.experiment.layout import EVALUATION_DIR, LOGS_DIR, METRICS_FILE
 
 if TYPE_CHECKING:
     import torch
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from knowit_app.data.prepared import PreparedData
     from knowit_app.evaluation.trained_model import TrainedModel
 
-EVALUATION_DIR = "evaluation"
 SCALED_SUFFIX = "_scaled"
 
 

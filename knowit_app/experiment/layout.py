@@ -37,6 +37,7 @@ MODEL_ARGS_FILE = "model_args.yaml"
 LOGS_DIR = "lightning_logs"
 METRICS_FILE = "metrics.csv"  # Lightning's CSVLogger, in LOGS_DIR/version_<n>/
 METRICS_GLOB = f"{LOGS_DIR}/version_*/{METRICS_FILE}"
+EVALUATION_DIR = "evaluation"  # LOGS_DIR/EVALUATION_DIR/METRICS_FILE: knowit-app-eval's scores
 RESULT_FILE = "run_result.json"
 ERROR_FILE = "error.txt"  # a failed run's traceback
 CONSOLIDATED_FILE = "consolidated_from.json"

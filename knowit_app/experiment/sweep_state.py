@@ -29,7 +29,13 @@ import yaml
 
 from knowit_app.errors import KnowitError
 from knowit_app.experiment.io import locked, write_text_atomically
-from knowit_app.experiment.layout import ERROR_FILE, HYDRA_DIR, SWEEP_LOCK, SWEEP_STATE_FILE
+from knowit_app.experiment.layout import (
+    ERROR_FILE,
+    HYDRA_DIR,
+    RESULT_FILE,
+    SWEEP_LOCK,
+    SWEEP_STATE_FILE,
+)
 from knowit_app.experiment.runs import (
     SWEEP_STATES,
     RunResult,
@@ -142,7 +148,7 @@ def outcome_of(result: RunResult | None, run_dir: Path, metric: str,
     """
     if result is None:
         return {"state": RunState.FAILED.value, "score": None,
-                "error": error or "no run_result.json was written"}
+                "error": error or f"no {RESULT_FILE} was written"}
     if not result.qualifies:
         return {"state": RunState.FAILED.value, "score": None,
                 "error": error or error_line(run_dir)

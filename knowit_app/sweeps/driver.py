@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from hydra_plugins.knowit_wandb_sweeper.config import WandbSweeperConf
 from knowit_app.errors import ConfigError, KnowitError
+from knowit_app.experiment.layout import ERROR_FILE
 from knowit_app.experiment.runs import (
     SCORED_STATES,
     RunState,
@@ -342,7 +343,7 @@ class SweepDriver:
 
         write_report_safely(state.sweep_dir)  # Hydra's end-of-sweep callback won't run
         raise SweepFailed(f"every run of sweep {plan.spec.name} failed ({len(ended)} of "
-                          f"{len(records)} runs); nothing was consolidated; see error.txt in "
+                          f"{len(records)} runs); nothing was consolidated; see {ERROR_FILE} in "
                           f"their run dirs under {plan.sweep_dir}")
 
     def _check_failures(self, state: SweepState) -> None:
@@ -356,4 +357,4 @@ class SweepDriver:
 
                 write_report_safely(state.sweep_dir)  # Hydra's end-of-sweep callback won't run
             raise SweepAborted(f"max_failure_rate: {failed} of {len(records)} runs failed "
-                               f"(more than {rate:.0%}); see error.txt in their run dirs")
+                               f"(more than {rate:.0%}); see {ERROR_FILE} in their run dirs")
