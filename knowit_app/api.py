@@ -154,22 +154,21 @@ class KnowIt:
         with tempfile.TemporaryDirectory(prefix="knowit-run-") as scratch:
             return fit_tracked(plan, Path(scratch), run_dir.name)
 
-    def available_datasets(self) -> list[dict[str, Any]]:
-        """Built-in and imported datasets, as ``knowit-app-info datasets`` lists them."""
+    def available_datasets(self) -> dict[str, list[str]]:
+        """KnowIt's shape: ``{'defaults': [built-in names], 'custom': [imported names]}``
+        (``knowit-app-info datasets`` shows each one's components, instances and size)."""
         from knowit_app.data.store import list_datasets
 
-        return list_datasets(self.exp_dir)
+        rows = list_datasets(self.exp_dir)
+        return {"defaults": [r["name"] for r in rows if r["source"] == "builtin"],
+                "custom": [r["name"] for r in rows if r["source"] == "imported"]}
 
-    def available_archs(self) -> dict[str, dict[str, Any]]:
-        """Each architecture's hyperparameter defaults and suggested sweep ranges, the ones
-        imported into ``custom_archs/`` (see :meth:`import_arch`) included."""
-        from knowit_app.archs import ARCH_NAMES, custom, hp_defaults, hp_ranges
+    def available_archs(self) -> dict[str, list[str]]:
+        """KnowIt's shape: ``{'defaults': [built-in names], 'custom': [names imported into
+        custom_archs/]}``, each a valid ``arch`` ``'name'`` (see :meth:`import_arch`)."""
+        from knowit_app.archs import ARCH_NAMES, custom
 
-        out = {n: {"defaults": hp_defaults(n), "ranges": hp_ranges(n)} for n in ARCH_NAMES}
-        for name in custom.available(self.exp_dir):
-            out[name] = {"defaults": custom.hp_defaults(self.exp_dir, name),
-                         "ranges": custom.hp_ranges(self.exp_dir, name), "custom": True}
-        return out
+        return {"defaults": list(ARCH_NAMES), "custom": list(custom.available(self.exp_dir))}
 
     def import_arch(self, new_arch_path: str | Path, *, safe_mode: bool | None = None) -> Path:
         """Check a KnowIt architecture module and copy it to ``<exp_dir>/custom_archs/``; train

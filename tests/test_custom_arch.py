@@ -65,7 +65,8 @@ def test_import_train_and_rebuild_from_the_api(tmp_path, arch_file):
     target = ki.import_arch(str(arch_file))
     assert target == (tmp_path / "exp" / "custom_archs" / "tiny_net.py").resolve() or \
         target == tmp_path / "exp" / "custom_archs" / "tiny_net.py"
-    assert ki.available_archs()["tiny_net"]["defaults"] == {"width": 4, "scale": 1.0}
+    assert ki.available_archs() == {"defaults": ["MLP", "CNN", "TCN", "LSTM"],
+                                    "custom": ["tiny_net"]}  # KnowIt's shape
     kwargs = {"data": {"name": "synth_2", "limit": 5, "batch_size": 256},
               "arch": {"name": "tiny_net", "arch_hps": {"width": 6}},
               "trainer": {"max_epochs": 1}}

@@ -35,7 +35,9 @@ def howto_frame() -> pd.DataFrame:
 
 def test_a_dataframe_prepared_as_knowits_howto_imports_unchanged(tmp_path):
     df = howto_frame()
-    KnowIt(str(tmp_path)).import_dataset({"data_import": {"raw_data": df}})
+    ki = KnowIt(str(tmp_path))
+    ki.import_dataset({"data_import": {"raw_data": df}})
+    assert ki.available_datasets() == {"defaults": ["synth_2", "synth_c"], "custom": ["howto"]}
     ds = load_dataset("howto", tmp_path)
     assert ds.components == ["x1", "x2"]  # neither 'instance' nor 'split' is a component
     assert ds.instance_names == ["a", "b"] and ds.n_slices == 2 and ds.n_rows == 12
