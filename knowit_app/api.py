@@ -285,11 +285,25 @@ class KnowIt:
                                      overwrite=overwrite or self.overwrite)
 
     def consolidate_sweep(self, model_name: str, sweep_name: str,
-                          run: str | None = None) -> Any:
-        """Copy the sweep's best run (or ``run``) into the model directory, atomically."""
+                          selection_by_min: bool | None = None, safe_mode: bool | None = None,
+                          wipe_after: bool = False, *, run: str | None = None) -> Any:
+        """Copy the sweep's best run (or ``run``) into the model directory, atomically.
+
+        KnowIt's arguments: ``selection_by_min`` overrides the sweep's ``metric.goal`` (None:
+        the goal the sweep ran with); ``safe_mode`` is accepted and changes nothing, since a
+        replaced model is always kept in ``.replaced/``; ``wipe_after`` is refused with a
+        warning, since finished runs are never deleted here.
+        """
         from knowit_app.experiment.consolidate import consolidate_sweep
 
-        result = consolidate_sweep(self.exp_dir, model_name, sweep_name, run=run)
+        del safe_mode  # the swap never deletes: the old model moves to .replaced/<time>/
+        goal = None if selection_by_min is None else (
+            "minimize" if selection_by_min else "maximize")
+        result = consolidate_sweep(self.exp_dir, model_name, sweep_name, run=run, goal=goal)
+        if wipe_after:
+            log.warning("wipe_after: the sweep's runs are kept in %s (this app never deletes "
+                        "finished runs); remove that folder yourself if you no longer need it",
+                        self.layout.sweep_dir(model_name, sweep_name))
         log.info("consolidated run %s (%s=%.5g) into %s", result.run, result.monitor,
                  result.score, result.model_dir)
         if result.replaced is not None:

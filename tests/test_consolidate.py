@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from helpers import snapshot, write_metrics
 
+from knowit_app.api import KnowIt
 from knowit_app.cli import consolidate as consolidate_cli
 from knowit_app.errors import ConfigError, KnowitError
 from knowit_app.experiment import model_dir as swap
@@ -115,6 +116,17 @@ def test_best_run_by_maximize_from_the_sweep_config_and_the_goal_argument(tmp_pa
     assert consolidate_sweep(tmp_path, "m", "s").run == "r1"
     res = consolidate_sweep(tmp_path, "m", "s", goal="minimize")  # overrides the config
     assert res.run == "r2" and res.goal == "minimize"
+
+
+def test_knowits_consolidate_arguments_through_the_api(tmp_path, caplog):
+    """KnowIt's ``selection_by_min`` picks the goal; ``wipe_after`` warns and deletes nothing."""
+    sweep_dir = make_sweep(tmp_path, {"r1": 0.3, "r2": 0.1, "r3": 0.2})
+    before = snapshot(sweep_dir)
+    ki = KnowIt(tmp_path)
+    assert ki.consolidate_sweep("m", "s", selection_by_min=False).run == "r1"
+    with caplog.at_level("WARNING"):
+        assert ki.consolidate_sweep("m", "s", True, False, True).run == "r2"
+    assert "wipe_after" in caplog.text and snapshot(sweep_dir) == before
 
 
 def test_goal_without_sweep_config_follows_the_checkpoint_mode(tmp_path):
