@@ -85,7 +85,13 @@ def run_single(cfg: DictConfig, staged: Path) -> float | None:
         print(f"error: training diverged: {exc}; nothing was published, its partial output "
               f"is kept in {staged}", file=sys.stderr)
         sys.exit(1)
-    except BaseException:
+    except BaseException as exc:
+        # Ctrl-C: Lightning catches the KeyboardInterrupt and exits with SystemExit(1) instead.
+        if isinstance(exc, KeyboardInterrupt) or (
+                isinstance(exc, SystemExit) and isinstance(exc.__context__, KeyboardInterrupt)):
+            print(f"error: training interrupted; nothing was published, its partial output is "
+                  f"kept in {staged}", file=sys.stderr)
+            sys.exit(130)  # the shell's status for a command ended by Ctrl-C
         log.error("training failed; its partial output is kept in %s", staged)
         raise
     kept = publish(staged, target, cfg.overwrite)

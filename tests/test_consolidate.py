@@ -29,10 +29,10 @@ from knowit_app.experiment.consolidate import (
     write_consolidation_record,
 )
 from knowit_app.experiment.model_dir import publish
+from knowit_app.experiment.model_record import save_model_args
 from knowit_app.experiment.runs import (
     RunResult,
     failed_result,
-    save_model_args,
     write_error,
     write_sweep_config,
 )

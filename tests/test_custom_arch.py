@@ -60,6 +60,28 @@ def test_a_module_lacking_parts_gets_one_error_naming_them(tmp_path):
     assert "\n" not in msg and not (tmp_path / "exp" / "custom_archs").exists()
 
 
+@pytest.mark.parametrize(("body", "says"), [
+    ("self.body(x)", "fails on inputs of shape (33, 4)"),  # no Flatten: Linear gets (B, 33, 4)
+    ("self.body(x.flatten(1))", "returns outputs of shape (1,) per point"),  # no reshape
+])
+def test_a_module_that_does_not_fit_the_data_is_refused_before_training(tmp_path, arch_file,
+                                                                        body, says):
+    """Every part is there, but the network does not fit the data's shapes: one line naming
+    arch.name at planning (a forward pass on two points), no model directory."""
+    source = arch_file.read_text().replace(
+        "nn.Sequential(nn.Flatten(), ", "nn.Sequential(").replace(
+        "self.scale * self.body(x).reshape(x.shape[0], *self.out)", f"self.scale * {body}")
+    arch_file.write_text(source)
+    ki = KnowIt(tmp_path / "exp")
+    ki.import_arch(str(arch_file))
+    kwargs = {"data": {"name": "synth_2", "limit": 5}, "arch": {"name": "tiny_net"},
+              "trainer": {"max_epochs": 1}}
+    with pytest.raises(ConfigError) as info:
+        ki.train_model("m", kwargs)
+    assert info.value.key == "arch.name" and says in str(info.value)
+    assert not (tmp_path / "exp" / "models" / "m").exists()
+
+
 def test_import_train_and_rebuild_from_the_api(tmp_path, arch_file):
     ki = KnowIt(tmp_path / "exp")
     target = ki.import_arch(str(arch_file))

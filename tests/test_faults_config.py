@@ -25,6 +25,7 @@ from knowit_app.config.checks import (
     validate_app,
 )
 from knowit_app.errors import ConfigError
+from knowit_app.experiment.layout import check_name
 from knowit_app.sweeps.grammar import parameters_from_overrides
 from knowit_app.sweeps.spec import load_spec
 
@@ -66,11 +67,18 @@ def plan(*overrides: str):
     (["exp_dir=exp", f"trainer.accelerator={missing_accelerator()}"], "trainer.accelerator"),
     (["-m", "exp_dir=exp", "sweep.name=../../x", "arch.dropout=0.1,0.2"], "sweep.name"),
     (["-m", "exp_dir=exp", "wandb.project=a,b"], "wandb.project"),
+    (["exp_dir="], "exp_dir"),
+    (["exp_dir=loop"], "exp_dir"),
+    (["exp_dir=exp", "trainer.devices=2"], "trainer.devices"),
+    (["exp_dir=exp", "+trainer.optim_kwargs.bogus=1"], "trainer.optim_kwargs"),
+    (["-m", "exp_dir=exp", "data.seed=-1,5"], "data.seed"),
+    (["-m", "exp_dir=exp", f"model_name={'m' * 200}", "arch.dropout=0.1,0.2"], "model_name"),
 ])
 def test_bad_start_is_one_line_exit_2_and_writes_nothing(tmp_path, args, key):
     work = tmp_path / "work"
     (work / "exp").mkdir(parents=True)
     (work / "afile").write_text("not a directory\n")
+    (work / "loop").symlink_to(work / "loop")  # a symlink to itself
     before = tree(tmp_path)
     proc = run_cli([*args, *QUICK], cwd=work)
     assert proc.returncode == 2, proc.stderr[-2000:]
@@ -150,6 +158,89 @@ def test_nan_and_inf_refused_in_sweeps():
     with pytest.raises(ConfigError, match=r"sweep\.metric\.target.*finite"):
         load_spec({**LOSS_SWEEP, "metric": {"name": "valid_loss", "target": float("inf")}},
                   app_cfg, default_name="s")
+
+
+# ----------------------------------------------------- values that only fail inside torch
+
+@pytest.mark.parametrize(("override", "key"), [
+    ("data.seed=-1", "data.seed"),
+    ("data.seed=4294967296", "data.seed"),
+    ("trainer.seed=-1", "trainer.seed"),
+])
+def test_seeds_outside_what_numpy_and_lightning_take_are_refused(override, key):
+    with pytest.raises(ConfigError) as info:
+        plan(override)
+    assert info.value.key == key and "4294967295" in str(info.value)
+
+
+@pytest.mark.parametrize(("overrides", "key", "says"), [
+    (["+trainer.optim_kwargs.bogus=1"], "trainer.optim_kwargs", "bogus"),
+    (["+trainer.optim_kwargs.betas=[0.9]"], "trainer.optim_kwargs", "betas"),
+    (["+trainer.loss_kwargs.reduction=none"], "trainer.loss_kwargs", "one number per batch"),
+    (["trainer.optim=SparseAdam"], "trainer.optim", "dense gradients"),
+    (["trainer.optim=Muon"], "trainer.optim", "2D parameters"),
+])
+def test_optimizer_and_loss_settings_that_cannot_train_are_refused_when_planning(
+        overrides, key, says):
+    """One optimizer step on two training points at planning: a torch error from inside
+    Lightning becomes one line naming the key, before any run directory exists."""
+    with pytest.raises(ConfigError) as info:
+        plan(*overrides)
+    assert info.value.key == key and says in str(info.value)
+
+
+@pytest.mark.parametrize("devices", ["2", "'0,1'", "-1"])
+def test_more_than_one_device_is_refused(devices):
+    with pytest.raises(ConfigError) as info:
+        plan(f"trainer.devices={devices}")
+    assert info.value.key == "trainer.devices" and "one device" in str(info.value)
+
+
+def test_a_continuous_column_is_refused_as_classes():
+    with pytest.raises(ConfigError) as info:
+        plan("trainer=classification", "data.scaling_tag=in_only")
+    assert info.value.key == "data.out_components" and "continuous" in str(info.value)
+
+
+def test_names_too_long_say_the_limit_and_blame_the_key_the_user_gave():
+    with pytest.raises(ConfigError, match=r"^model_name: 201 characters is too long.*200"):
+        check_name("model_name", "m" * 201)
+    with pytest.raises(ConfigError, match=r"^model_name: too long for the sweep's default"):
+        load_spec(LOSS_SWEEP, compose_config([]), default_name=f"{'m' * 200}-20261202-005909")
+
+
+def test_a_non_positive_stale_time_is_refused():
+    from hydra_plugins.knowit_wandb_sweeper.config import WandbSweeperConf
+    from knowit_app.sweeps.plan import check_options
+
+    with pytest.raises(ConfigError, match=r"^hydra\.sweeper\.stale_after_min: must be a posi"):
+        check_options(WandbSweeperConf(parallel=1, stale_after_min=-5))
+
+
+@pytest.mark.slow
+def test_ctrl_c_says_interrupted_exits_130_and_publishes_nothing(tmp_path):
+    import signal
+
+    from polling import wait_until
+
+    log_file = tmp_path / "out.txt"
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"}
+    with log_file.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "knowit_app", "model_name=m",
+                                 f"exp_dir={tmp_path / 'exp'}", *QUICK, "trainer.max_epochs=500"],
+                                cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: "epoch 1/500" in log_file.read_text(), 300, "the first epoch",
+                       lambda: "the training ended" if proc.poll() is not None else None)
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=120) == 130, log_file.read_text()[-2000:]
+        finally:
+            proc.kill()
+    errors = [line for line in log_file.read_text().splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "training interrupted" in errors[0], errors
+    assert "Traceback" not in log_file.read_text()
+    assert not (tmp_path / "exp" / "models" / "m").exists()
+    assert list((tmp_path / "exp" / "models" / ".staging").iterdir())  # kept, as it says
 
 
 # ----------------------------------------------------------------------------- accelerator

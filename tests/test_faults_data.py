@@ -19,14 +19,21 @@ from helpers import checkpoints, train_in_process
 from knowit_app.cli.evaluate import eval_main, predict_main
 from knowit_app.cli.import_data import main as import_main
 from knowit_app.data.importer import import_dataset
-from knowit_app.data.store import custom_datasets_dir, read_meta
+from knowit_app.data.store import (
+    ARRAYS_FILE,
+    META_FILE,
+    custom_datasets_dir,
+    read_dataset,
+    read_meta,
+    save_dataset,
+)
 from knowit_app.errors import ConfigError, KnowitError
 from knowit_app.evaluation.trained_model import (
     CheckpointError,
     DatasetChangedError,
     load_trained_model,
 )
-from knowit_app.experiment.layout import MODEL_ARGS_FILE
+from knowit_app.experiment.layout import MODEL_ARGS_FILE, RESULT_FILE
 
 ON_NM = ("data.name=nm", "data.in_components=[a]", "data.out_components=[b]",
          "data.in_chunk=[-8,0]", "data.split_method=chronological", "data.limit=null")
@@ -101,6 +108,24 @@ def test_reimporting_a_dataset_makes_eval_refuse_until_the_old_copy_is_back(trai
     os.replace(kept, custom_datasets_dir(exp) / "nm")
     assert eval_main(argv) == 0
     assert capsys.readouterr().out == before
+
+
+def test_a_dataset_file_changed_after_import_is_noticed(trained_on_nm, tmp_path, capsys):
+    """The fingerprint is computed from the arrays, not trusted from meta.json: arrays swapped
+    behind the app's back (meta.json untouched) make eval refuse, naming the dataset."""
+    src, _ = trained_on_nm
+    exp = tmp_path / "exp"
+    shutil.copytree(src, exp)
+    target = custom_datasets_dir(exp) / "nm"
+    altered = read_dataset(target)
+    altered.values[5, 0] += 1.0
+    other = save_dataset(altered, tmp_path / "altered" / "nm")
+    meta_before = (target / META_FILE).read_bytes()
+    shutil.copyfile(other / ARRAYS_FILE, target / ARRAYS_FILE)
+    assert (target / META_FILE).read_bytes() == meta_before
+    assert eval_main(["model_name=nm1", f"exp_dir={exp}", "sets=valid"]) == 2
+    line = one_error_line(capsys)
+    assert "'nm'" in line and "changed" in line
 
 
 def test_reimporting_the_same_data_changes_nothing(trained_on_nm, tmp_path, capsys):
@@ -192,6 +217,44 @@ def test_a_damaged_or_foreign_checkpoint_is_one_line(trained_on_nm, tmp_path, ca
         load_trained_model(model_dir)
     assert not (model_dir / "PWNED").exists()
     assert not (model_dir / "predictions").exists()
+
+
+@pytest.mark.parametrize("text, says", [
+    ("data: [unclosed\n", "is damaged (not YAML"),
+    ("", "is not a training record"),
+    ("just a string\n", "is not a training record"),
+])
+def test_a_damaged_model_args_file_is_one_line_naming_it(trained_on_nm, tmp_path, capsys,
+                                                         text, says):
+    src, _ = trained_on_nm
+    exp = tmp_path / "exp"
+    shutil.copytree(src, exp)
+    args_file = exp / "models" / "nm1" / MODEL_ARGS_FILE
+    args_file.write_text(text)
+    capsys.readouterr()
+    for main, argv in ((eval_main, ["model_name=nm1", f"exp_dir={exp}", "sets=valid"]),
+                       (predict_main, ["model_name=nm1", f"exp_dir={exp}"])):
+        assert main(argv) == 2
+        line = one_error_line(capsys)
+        assert str(args_file) in line and says in line, line
+
+
+def test_a_second_checkpoint_is_never_scored_as_the_model(trained_on_nm, tmp_path, capsys):
+    """A foreign checkpoint beside the model's own: the one run_result.json names is used;
+    without that record, several checkpoints are refused, not guessed at."""
+    src, _ = trained_on_nm
+    exp = tmp_path / "exp"
+    shutil.copytree(src, exp)
+    model_dir = exp / "models" / "nm1"
+    (own,) = checkpoints(model_dir)
+    foreign = model_dir / "bestmodel-epoch=9-valid_loss=0.0001.ckpt"
+    shutil.copyfile(own, foreign)
+    os.utime(foreign, (os.path.getmtime(own) + 60,) * 2)  # newer than the model's own
+    assert load_trained_model(model_dir).checkpoint == own
+    os.remove(model_dir / RESULT_FILE)
+    assert eval_main(["model_name=nm1", f"exp_dir={exp}", "sets=valid"]) == 2
+    line = one_error_line(capsys)
+    assert "2 checkpoints" in line and own.name in line and foreign.name in line
 
 
 def test_an_all_nan_column_is_refused_naming_it(tmp_path, capsys):

@@ -9,7 +9,7 @@ from knowit_app.archs import build_model
 from knowit_app.config.compose import compose
 from knowit_app.data.prepared import prepare
 from knowit_app.errors import ConfigError
-from knowit_app.experiment.runs import save_model_args
+from knowit_app.experiment.model_record import save_model_args
 from knowit_app.training.model_args import read_model_args, write_model_args
 
 

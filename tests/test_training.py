@@ -203,12 +203,12 @@ def test_lightning_options_pass_through(tmp_path):
     from knowit_app.training.trainer import build_trainer
 
     cfg = cfg_for(tmp_path, "trainer.accelerator=cpu", "trainer.precision=bf16-mixed",
-                  "trainer.devices=2")
+                  "trainer.devices=1")
     trainer, checkpoint = build_trainer(cfg.trainer, tmp_path / "out", "valid_loss", "max",
                                         devices_value(cfg.trainer.devices))
     assert trainer.precision == "bf16-mixed"
     assert isinstance(trainer.accelerator, CPUAccelerator)
-    assert trainer.num_devices == 2
+    assert trainer.num_devices == 1
     assert checkpoint.monitor == "valid_loss" and checkpoint.mode == "max"
 
 

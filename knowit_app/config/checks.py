@@ -34,23 +34,45 @@ def _positive(key: str, value: Any, kind: type = int) -> None:
         raise ConfigError(key, f"must be {what}, got {value!r}")
 
 
-def devices_value(devices: str) -> int | str:
-    """Lightning's ``devices``: "auto", a count ("2"), or a list of ids ("0,1")."""
+SEED_MAX = 2**32 - 1  # numpy's legacy generator (KnowIt's splits) and Lightning take 0..2^32-1
+
+
+def check_seed(key: str, value: Any) -> int:
+    """A seed numpy's legacy generator and Lightning accept: an integer in 0..2^32-1."""
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= SEED_MAX:
+        raise ConfigError(key, f"expected an integer from 0 to {SEED_MAX}, got {value!r}")
+    return int(value)
+
+
+def devices_value(devices: str) -> int | list[int]:
+    """Lightning's ``devices`` for one training, which runs on one device: ``auto`` or ``1``
+    (one device), or one device id written as Lightning writes it (``1,`` is GPU 1).
+
+    More than one is refused: Lightning would start one process per device, and each would
+    run the whole app again (a second training of the same model). Trainings use several
+    devices side by side through a sweep's workers instead.
+    """
     text = str(devices).strip()
-    if text == "auto":
-        return "auto"
-    if text.lstrip("-").isdigit():
-        return int(text)
-    if all(part.strip().isdigit() for part in text.split(",")):
-        return text
-    raise ConfigError("trainer.devices", f"{devices!r} is not allowed; use auto, a count "
-                                         "such as 1, or device ids such as 0,1")
+    if text in ("auto", "1"):
+        return 1
+    ids = text.rstrip(",").split(",")
+    if text.endswith(",") and len(ids) == 1 and ids[0].strip().isdigit():
+        return [int(ids[0])]
+    raise ConfigError("trainer.devices", f"{devices!r} is not allowed; a training runs on one "
+                      "device: use auto or 1, or one device id such as 0, (several trainings "
+                      "at once: a sweep with hydra.sweeper.parallel)")
 
 
 def validate_trainer(trainer: Mapping[str, Any]) -> None:
     """Check every trainer value that is not a name of a torch/torchmetrics object."""
     _one_of("trainer.task", trainer["task"], TASKS)
     _positive("trainer.max_epochs", trainer["max_epochs"])
+    check_seed("trainer.seed", trainer["seed"])
     _positive("trainer.learning_rate", trainer["learning_rate"], float)
     _one_of("trainer.ckpt_mode", trainer["ckpt_mode"], CKPT_MODES)
     _one_of("trainer.accelerator", trainer["accelerator"], ACCELERATORS)

@@ -45,7 +45,14 @@ def check_writable_dir(key: str, path: str | Path) -> Path:
     Raises a one-line ConfigError naming ``key`` otherwise: a file in the way, or no write
     permission where the first missing folder would be created.
     """
+    if not str(path).strip():
+        raise ConfigError(key, "is empty; give a directory (the default is outputs)")
     target = Path(path).expanduser().absolute()
+    try:
+        target.resolve()
+    except (RuntimeError, OSError) as exc:  # a symlink loop: Path.resolve raises RuntimeError
+        raise ConfigError(key, f"{target} cannot be resolved ({exc}); choose a directory"
+                          ) from None
     base = first_existing(target)
     if not base.is_dir():
         what = "is a file" if base == target else f"lies under {base}, which is a file"

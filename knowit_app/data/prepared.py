@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from knowit_app.config.checks import TASKS
+from knowit_app.config.checks import TASKS, check_seed
 from knowit_app.config.schema import DataConfig
 from knowit_app.data.dataset import RawDataset
 from knowit_app.data.points import check_min_slice, parse_chunk, prediction_points
@@ -189,6 +189,11 @@ def _check_int(value: object, key: str, *, positive: bool = False) -> int:
     return int(value)
 
 
+# A classification head has one output per class: past this many, a target is almost surely a
+# continuous column (synth_2's x5 has 119,689 values), and the model would not fit in memory.
+MAX_CLASSES = 1000
+
+
 def _class_set(column: np.ndarray, name: str) -> list:
     """Sorted distinct labels of the whole dataset, as Python ints when they are integral."""
     labels = np.unique(column[~np.isnan(column)])
@@ -197,6 +202,13 @@ def _class_set(column: np.ndarray, name: str) -> list:
         raise ConfigError(
             "data.out_components",
             f"{name!r} has a single class ({found}); classification needs at least 2",
+        )
+    if len(labels) > MAX_CLASSES:
+        raise ConfigError(
+            "data.out_components",
+            f"{name!r} holds {len(labels):,} distinct values, too many to be classes (at most "
+            f"{MAX_CLASSES:,}): it looks continuous; predict it with trainer=default "
+            "(regression)",
         )
     if np.all(labels == np.round(labels)):
         return [int(v) for v in labels]
@@ -208,7 +220,7 @@ def _check_config(cfg: dict[str, Any], task: str) -> tuple[tuple[int, int], tupl
     if task not in TASKS:
         raise ConfigError("trainer.task", f"unknown task {task!r}; allowed: {', '.join(TASKS)}")
     _check_int(cfg["batch_size"], "data.batch_size", positive=True)
-    _check_int(cfg["seed"], "data.seed")
+    check_seed("data.seed", cfg["seed"])
     check_padding(cfg["padding_method"])
     check_scaling(cfg["scaling_tag"], cfg["scaling_method"], task)
     in_chunk = parse_chunk(cfg["in_chunk"], "data.in_chunk")

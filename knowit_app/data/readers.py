@@ -16,6 +16,7 @@ import datetime as _dt
 import io
 import math
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -186,7 +187,9 @@ def row_times(frame: pd.DataFrame, time_column: str | None) -> np.ndarray:
         if pd.api.types.is_numeric_dtype(raw.dtype):
             parsed = pd.to_datetime(np.asarray(raw, dtype=np.float64), unit="s")
         else:
-            parsed = pd.to_datetime(raw)
+            with warnings.catch_warnings():  # per-element parsing is what we ask for here
+                warnings.filterwarnings("ignore", message="Could not infer format")
+                parsed = pd.to_datetime(raw)
     except (ValueError, TypeError, OverflowError) as exc:
         first = str(exc).splitlines()[0]
         raise ConfigError("time_column", f"{label} cannot be read as times: {first}") from exc

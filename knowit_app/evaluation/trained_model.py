@@ -22,7 +22,8 @@ from knowit_app.archs import build_model
 from knowit_app.data.prepared import PreparedData, prepare
 from knowit_app.data.store import custom_datasets_dir, dataset_fingerprint, replaced_copy
 from knowit_app.errors import KnowitError
-from knowit_app.experiment.layout import MODEL_ARGS_FILE, find_checkpoint
+from knowit_app.experiment.layout import MODEL_ARGS_FILE
+from knowit_app.experiment.model_record import model_checkpoint
 from knowit_app.training.model_args import read_model_args
 
 log = logging.getLogger("knowit_app")
@@ -129,7 +130,7 @@ def load_trained_model(model_dir: str | Path) -> TrainedModel:
     if not model_dir.is_dir():
         raise KnowitError(f"no model directory {model_dir}")
     recover(model_dir)  # finish a consolidation or overwrite a kill interrupted
-    ckpt = find_checkpoint(model_dir)
+    ckpt = model_checkpoint(model_dir)
     missing = [name for name, absent in (("bestmodel-*.ckpt", ckpt is None),
                                          (MODEL_ARGS_FILE, not (model_dir / MODEL_ARGS_FILE)
                                           .is_file())) if absent]

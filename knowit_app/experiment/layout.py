@@ -69,9 +69,15 @@ MODEL_ENTRY_PATTERNS = (f"{CHECKPOINT_PREFIX}*.ckpt", MODEL_ARGS_FILE, LOGS_DIR,
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=,+-]*$")
 
 
+MAX_NAME_LENGTH = 200  # well under the 255 bytes a file name may have, leaving room for suffixes
+
+
 def check_name(key: str, name: str) -> str:
     """Refuse names that would escape the experiment directory or hide as dot-files."""
-    if not isinstance(name, str) or not _SAFE_NAME.match(name) or len(name) > 200:
+    if isinstance(name, str) and len(name) > MAX_NAME_LENGTH:
+        raise ConfigError(key, f"{len(name)} characters is too long for a directory name; "
+                               f"use at most {MAX_NAME_LENGTH}")
+    if not isinstance(name, str) or not _SAFE_NAME.match(name):
         raise ConfigError(key, f"{name!r} is not a usable directory name; use letters, digits "
                                "and _ . = , + - (not starting with . or -)")
     return name
@@ -102,13 +108,6 @@ class ExperimentLayout:
 
     def run_dir(self, model_name: str, sweep_name: str, run_name: str) -> Path:
         return self.sweep_dir(model_name, sweep_name) / check_name("run_name", run_name)
-
-
-def find_checkpoint(model_dir: Path) -> Path | None:
-    """The best-model checkpoint of a model or run directory (newest if several)."""
-    found = sorted(Path(model_dir).glob(f"{CHECKPOINT_PREFIX}*.ckpt"),
-                   key=lambda p: p.stat().st_mtime)
-    return found[-1] if found else None
 
 
 def model_entries(model_dir: Path) -> list[Path]:

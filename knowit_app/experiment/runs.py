@@ -173,19 +173,6 @@ def error_line(run_dir: Path) -> str | None:
     return lines[-1].strip() if lines else None
 
 
-# --------------------------------------------------------------------------- model_args.yaml
-
-def save_model_args(out_dir: Path, args: Mapping[str, Any]) -> Path:
-    """Write ``model_args.yaml`` (what training resolved; see training/model_args.py)."""
-    text = yaml.safe_dump(dict(args), sort_keys=False)
-    return write_text_atomically(Path(out_dir) / MODEL_ARGS_FILE, text)
-
-
-def read_model_args(model_dir: Path) -> dict[str, Any]:
-    """Read a model's ``model_args.yaml`` as plain Python values."""
-    return yaml.safe_load((Path(model_dir) / MODEL_ARGS_FILE).read_text())
-
-
 # --------------------------------------------------------------------------- metrics.csv
 
 def _version_number(path: Path) -> int:
@@ -326,7 +313,7 @@ def _checkpoint(run_dir: Path, names: set[str], named: Any) -> str | None:
     ckpts = sorted(n for n in names if n.startswith(CHECKPOINT_PREFIX) and n.endswith(".ckpt"))
     if named in ckpts:
         return str(named)
-    if ckpts:  # the newest one, as layout.find_checkpoint picks it
+    if ckpts:  # none named: the newest one
         return max(ckpts, key=lambda n: (run_dir / n).stat().st_mtime)
     return None
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from knowit_app.config.checks import check_seed
 from knowit_app.errors import ConfigError
 
 METHODS = ("DeepLift", "DeepLiftShap", "IntegratedGradients")
@@ -109,7 +110,7 @@ def make_options(method: object, set: object = "valid", selection: object = "ran
         selection=_choice(selection, SELECTIONS, k("selection")),
         size=_integer(size, k("size"), 1),
         multiply_by_inputs=_boolean(multiply_by_inputs, k("multiply_by_inputs")),
-        seed=_integer(seed, k("seed")),
+        seed=check_seed(k("seed"), seed),
         rescale_inputs=_boolean(rescale_inputs, k("rescale_inputs")),
     )
 

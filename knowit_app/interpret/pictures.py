@@ -11,6 +11,8 @@ contributes its attributions towards the class the model predicted for it.
 
 from __future__ import annotations
 
+import logging
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,8 @@ import numpy as np
 
 from knowit_app.experiment.io import replace_atomically
 from knowit_app.experiment.layout import VISUALIZATIONS_DIR
+
+log = logging.getLogger("knowit_app")
 
 MAX_FRAMES = 60
 MAX_LINES = 6  # input components drawn as lines in the animation
@@ -215,6 +219,17 @@ def draw_all(model_dir: str | Path, stem: str, arrays: Mapping[str, np.ndarray],
              meta: Mapping[str, Any]) -> list[Path]:
     """The three pictures of interpretation ``stem``; returns their paths."""
     out = Path(model_dir) / VISUALIZATIONS_DIR
-    return [draw_heatmap(arrays, meta, out / f"{stem}-heatmap.png"),
-            draw_bars(arrays, meta, out / f"{stem}-bars.png"),
-            draw_animation(arrays, meta, out / f"{stem}.gif")]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        drawn = [draw_heatmap(arrays, meta, out / f"{stem}-heatmap.png"),
+                 draw_bars(arrays, meta, out / f"{stem}-bars.png"),
+                 draw_animation(arrays, meta, out / f"{stem}.gif")]
+    # Matplotlib warns once per character its font lacks, at every save: one line instead.
+    glyphs = [w for w in caught if "missing from font" in str(w.message)]
+    if glyphs:
+        log.warning("some names hold characters the plotting font lacks; they show as boxes "
+                    "in the pictures")
+    for w in caught:
+        if w not in glyphs:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return drawn

@@ -17,18 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from knowit_app.errors import ConfigError
+from knowit_app.errors import ConfigError, KnowitError
 from knowit_app.experiment.io import replace_atomically
 from knowit_app.experiment.layout import SWEEP_CONFIG_FILE, SWEEP_STATE_FILE
+from knowit_app.experiment.model_record import read_model_args
 from knowit_app.experiment.runs import (
     STATE_ORDER,
     Run,
     has_sweep_config,
     is_run_dir,
     rank,
-    read_model_args,
     read_run,
     read_sweep_config,
     sweep_metric,
@@ -119,8 +117,8 @@ def _select(config: Any, key: str) -> Any:
 def _params_from_args(run_dir: Path, keys: Iterable[str]) -> dict[str, Any]:
     """A run's swept values from its ``model_args.yaml``, for runs missing from the state."""
     try:
-        args = read_model_args(run_dir) or {}
-    except (OSError, yaml.YAMLError):
+        args = read_model_args(run_dir)
+    except (OSError, KnowitError):  # absent or damaged: the run shows without its values
         return {}
     return {k: v for k in keys if (v := _select(args, k)) is not None}
 

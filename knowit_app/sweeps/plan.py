@@ -6,6 +6,7 @@ option or sweep config fails in one line before any work.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -89,6 +90,10 @@ def check_options(options: WandbSweeperConf) -> None:
         raise ConfigError("hydra.sweeper.count", "must be a positive integer or null")
     if not 0.0 <= float(options.max_failure_rate) <= 1.0:
         raise ConfigError("hydra.sweeper.max_failure_rate", "must lie in [0, 1]")
+    stale = float(options.stale_after_min)
+    if not math.isfinite(stale) or stale <= 0:
+        raise ConfigError("hydra.sweeper.stale_after_min",
+                          f"must be a positive number of minutes, got {options.stale_after_min}")
 
 
 def default_method(arguments: Sequence[str]) -> str:

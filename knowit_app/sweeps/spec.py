@@ -29,7 +29,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from knowit_app.config.checks import goal_warning, nonfinite_numbers
 from knowit_app.config.compose import sweepable_groups
 from knowit_app.errors import ConfigError
-from knowit_app.experiment.layout import check_name
+from knowit_app.experiment.layout import MAX_NAME_LENGTH, check_name
 from knowit_app.sweeps.spec_app_keys import UNSWEEPABLE, AppShape, check_fits, check_group
 from knowit_app.sweeps.spec_schema import (
     METHODS,
@@ -183,6 +183,10 @@ def load_spec(sweep_cfg: Mapping[str, Any] | None, app_cfg: DictConfig, *, defau
     if unknown:
         raise ConfigError(f"sweep.{unknown[0]}", f"unknown key; allowed: "
                                                  f"{', '.join(TOP_LEVEL_KEYS)}")
+    if "name" not in given and len(default_name) > MAX_NAME_LENGTH:  # made from model_name
+        raise ConfigError("model_name", f"too long for the sweep's default name "
+                          f"'<model_name>-<date>-<time>' ({len(default_name)} characters, at "
+                          f"most {MAX_NAME_LENGTH}); shorten it or give sweep.name")
     name = check_name("sweep.name", given.get("name", default_name))
 
     if method_override is not None:

@@ -10,8 +10,8 @@ from omegaconf import DictConfig, OmegaConf
 from knowit_app import __version__
 from knowit_app.data.prepared import PreparedData
 from knowit_app.data.store import dataset_fingerprint
-from knowit_app.experiment.runs import read_model_args as _read_raw
-from knowit_app.experiment.runs import save_model_args
+from knowit_app.experiment.model_record import read_model_args as _read_raw
+from knowit_app.experiment.model_record import save_model_args
 
 __all__ = ["read_model_args", "write_model_args", "knowit_keys"]
 

@@ -32,6 +32,7 @@ from knowit_app.training.components import (
     optimizer_class,
     scheduler_class,
 )
+from knowit_app.training.first_step import check_first_step
 
 log = logging.getLogger("knowit_app.training")
 
@@ -74,8 +75,13 @@ def plan_training(cfg: DictConfig) -> TrainingPlan:
         from knowit_app.training.trainer import early_stopping_callback
 
         early_stopping_callback(trainer.early_stopping_args, monitor, mode)
-    # Building the network once validates the architecture's hyperparameters up front.
-    _network(cfg, prepared)
+    # Building the network and stepping it once on two training points validates the
+    # architecture's hyperparameters, its fit to the data, the loss and optimizer settings.
+    network = _network(cfg, prepared)
+    rows = prepared.points["train"][:2]
+    if len(rows):
+        check_first_step(network, prepared.batch(rows), trainer.task, num_classes,
+                         str(cfg.arch.name), loss, trainer)
     return TrainingPlan(cfg, prepared, loss, factories, monitor, mode)
 
 

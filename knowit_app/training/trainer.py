@@ -53,7 +53,7 @@ def cluster_plugins() -> list[Any]:
 
 
 def build_trainer(trainer_cfg: Mapping[str, Any], out_dir: Path, monitor: str, mode: str,
-                  devices: int | str, loggers: Sequence[Any] = (),
+                  devices: int | list[int], loggers: Sequence[Any] = (),
                   callbacks: Sequence[Any] = ()) -> tuple[L.Trainer, ModelCheckpoint]:
     """A Trainer writing into ``out_dir``; returns it with its checkpoint callback."""
     checkpoint = checkpoint_callback(out_dir, monitor, mode)
