@@ -151,6 +151,8 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, override, key):
     ("arch=mpl", "error: arch: no option 'mpl'; available: cnn, custom, lstm, mlp, tcn"),
     ("hydra.sweeper.cuont=2", "error: hydra.sweeper.cuont: Key 'cuont' not in"),
     ("trainer.learning_rate=[1", "error: trainer.learning_rate=[1: cannot parse this override"),
+    ("data.in_components=[température]", "error: data.in_components=[température]: cannot "
+                                         "parse this override"),
 ])
 def test_what_hydra_refuses_is_one_line_too(tmp_path, override, line):
     """A misspelt key, a wrong type, an unknown group option or an unparsable override: Hydra
@@ -160,6 +162,8 @@ def test_what_hydra_refuses_is_one_line_too(tmp_path, override, line):
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()], proc.stderr
     assert proc.stderr.startswith(line), proc.stderr
+    if not override.isascii():  # Hydra reads unquoted ASCII only: the line says to quote
+        assert "quote a value" in proc.stderr, proc.stderr
     assert not (tmp_path / "outputs").exists()
 
 

@@ -33,7 +33,10 @@ def one_line(exc: BaseException) -> str:
     text = str(exc).strip()
     cause = str(exc.__cause__).strip().splitlines()[0] if exc.__cause__ else ""
     if isinstance(exc, OverrideParseException):
-        return f"{exc.override}: cannot parse this override ({text.splitlines()[0]})"
+        hint = ""
+        if not str(exc.override).isascii():  # Hydra's grammar reads unquoted ASCII only
+            hint = "; quote a value holding other characters: 'key=\"value\"'"
+        return f"{exc.override}: cannot parse this override ({text.splitlines()[0]}){hint}"
     if isinstance(exc, MissingConfigException):
         missing = _MISSING.search(text)
         path = missing.group(1) if missing else (exc.missing_cfg_file or "")
