@@ -31,7 +31,24 @@ def _plain(kwargs: Mapping[str, Any]) -> dict[str, Any]:
 
 def check_first_step(network: Any, batch: tuple[Any, Any], task: str, num_classes: int | None,
                      arch_name: str, loss: Callable[..., Any], trainer: Mapping[str, Any]) -> None:
-    """Forward, loss, backward and one optimizer step on ``batch``; ConfigError on failure."""
+    """Forward, loss, backward and one optimizer step on ``batch``; ConfigError on failure.
+
+    Runs on one thread: a sweep plans in the process that later forks its workers, and a
+    parallel region here would start OpenMP's thread pool, which a forked child cannot use
+    (its first parallel op then waits forever).
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _step(network, batch, task, num_classes, arch_name, loss, trainer)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _step(network: Any, batch: tuple[Any, Any], task: str, num_classes: int | None,
+          arch_name: str, loss: Callable[..., Any], trainer: Mapping[str, Any]) -> None:
     from knowit_app.training.components import make_optimizer
 
     x, y = batch
