@@ -88,4 +88,8 @@ def test_bad_overrides_are_one_line_errors(capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: data.split_method:") and err.count("\n") == 1
     assert main(["splits", "data.no_such_key=1"]) == 2
-    assert capsys.readouterr().err.startswith("error: overrides:")
+    err = capsys.readouterr().err  # worded as knowit-app words it, with where to see the keys
+    assert err.startswith("error: data.no_such_key:") and "knowit-app --help" in err
+    assert err.count("\n") == 1
+    assert main(["splits", "arch=mpl"]) == 2
+    assert capsys.readouterr().err.startswith("error: arch: no option 'mpl'; available:")

@@ -147,6 +147,21 @@ def test_bad_import_arguments(tmp_path, kwargs, key, words):
     assert not (tmp_path / "custom_datasets" / "d").exists()
 
 
+def test_a_csv_without_times_lists_its_first_column_among_the_candidates(tmp_path):
+    """A CSV's first column becomes the index when no time_column is given: when it holds no
+    times, the message still offers it."""
+    path = tmp_path / "plain.csv"
+    pd.DataFrame({"a": [0.1, 0.2], "b": [1.0, 2.0]}).to_csv(path, index=False)
+    with pytest.raises(ConfigError, match=r"time_column \(one of: a, b\)"):
+        import_dataset(str(path), "d", tmp_path)
+
+
+def test_rows_that_all_share_one_time_are_explained(tmp_path):
+    frame = pd.DataFrame({"t": ["2024-01-01"] * 5, "x": [1.0, 2, 3, 4, 5]})
+    with pytest.raises(ConfigError, match=r"no instance has two distinct times \(4 rows"):
+        import_dataset(frame, "d", tmp_path, time_column="t")
+
+
 def test_repeated_times_keep_the_first_row_as_knowit_does(tmp_path):
     df = good_frame()
     df.loc[2, "t"] = df.loc[1, "t"]

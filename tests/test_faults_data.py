@@ -239,6 +239,21 @@ def test_a_damaged_model_args_file_is_one_line_naming_it(trained_on_nm, tmp_path
         assert str(args_file) in line and says in line, line
 
 
+def test_a_bad_value_in_a_models_record_names_the_record(trained_on_nm, tmp_path, capsys):
+    """A key edited by hand in model_args.yaml: the line names the key and the file to fix."""
+    src, _ = trained_on_nm
+    exp = tmp_path / "exp"
+    shutil.copytree(src, exp)
+    args_file = exp / "models" / "nm1" / MODEL_ARGS_FILE
+    args = yaml.safe_load(args_file.read_text())
+    args["data"]["in_chunk_renamed"] = args["data"].pop("in_chunk")
+    args_file.write_text(yaml.safe_dump(args, sort_keys=False))
+    capsys.readouterr()
+    assert eval_main(["model_name=nm1", f"exp_dir={exp}", "sets=valid"]) == 2
+    line = one_error_line(capsys)
+    assert line.startswith("error: data.in_chunk_renamed:") and str(args_file) in line, line
+
+
 def test_a_second_checkpoint_is_never_scored_as_the_model(trained_on_nm, tmp_path, capsys):
     """A foreign checkpoint beside the model's own: the one run_result.json names is used;
     without that record, several checkpoints are refused, not guessed at."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from knowit_app.errors import ConfigError
+from knowit_app.errors import ConfigError, KnowitError
 
 
 def add_splits_command(commands: Any) -> None:
@@ -38,10 +38,13 @@ def _compose(overrides: list[str]) -> Any:
     from omegaconf.errors import OmegaConfBaseException
 
     from knowit_app.config.compose import compose
+    from knowit_app.config.compose_errors import is_composition_error, one_line
 
     try:
         return compose(overrides)
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
+        if is_composition_error(exc):  # worded as knowit-app words it: the key, what is allowed
+            raise KnowitError(one_line(exc)) from exc
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError("overrides", f"{' '.join(overrides)}: {first}") from exc
 

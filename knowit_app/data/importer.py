@@ -248,7 +248,7 @@ def frame_to_dataset(
     rows = Rows(times[keep], inst_codes[keep], values[keep],
                  split[keep] if split is not None else None)
     same = rows.inst[1:] == rows.inst[:-1]
-    delta_ns = time_delta_ns(time_delta, np.diff(rows.times)[same])
+    delta_ns = time_delta_ns(time_delta, np.diff(rows.times)[same], int((~keep).sum()))
     cut = np.ones(len(rows.times), dtype=bool)
     cut[1:] = ~same | (np.diff(rows.times) > delta_ns)
     if base_nan_filler is not None:

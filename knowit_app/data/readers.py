@@ -167,10 +167,12 @@ def row_times(frame: pd.DataFrame, time_column: str | None) -> np.ndarray:
         if not isinstance(raw, pd.DatetimeIndex) and not (
             raw.dtype == object or pd.api.types.is_string_dtype(raw.dtype)
         ):
+            # A CSV's first column became the index: it is a candidate too.
+            named = [raw.name] if raw.name is not None else []
             raise ConfigError(
                 "time_column",
                 "the table is not time-indexed (KnowIt needs a DatetimeIndex); set one or pass "
-                f"time_column (one of: {', '.join(map(str, frame.columns))})",
+                f"time_column (one of: {', '.join(map(str, [*named, *frame.columns]))})",
             )
         label = "the index"
     else:
@@ -202,16 +204,16 @@ def row_times(frame: pd.DataFrame, time_column: str | None) -> np.ndarray:
     return parsed.to_numpy().astype("datetime64[ns]").astype(np.int64)
 
 
-def time_delta_ns(time_delta: object, steps: np.ndarray) -> int:
+def time_delta_ns(time_delta: object, steps: np.ndarray, repeated: int = 0) -> int:
     """The step in nanoseconds: given (seconds, a timedelta or an offset string) or the most
-    common step."""
+    common step (``repeated``: rows dropped for repeating a time, to explain a failure)."""
     if time_delta is None:
         positive = steps[steps > 0]
         if positive.size == 0:
-            raise ConfigError(
-                "time_delta",
-                "cannot infer the time step: no instance has two rows; pass time_delta",
-            )
+            why = (f"no instance has two distinct times ({repeated} rows repeated a time and "
+                   "were dropped)" if repeated else "no instance has two rows")
+            raise ConfigError("time_delta", f"cannot infer the time step: {why}; pass "
+                              "time_delta")
         uniq, counts = np.unique(positive, return_counts=True)
         return int(uniq[np.argmax(counts)])
     seconds: float | None = None

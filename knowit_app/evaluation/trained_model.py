@@ -11,6 +11,8 @@ import pickle
 import re
 import warnings
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from torch import nn
 from knowit_app.archs import build_model
 from knowit_app.data.prepared import PreparedData, prepare
 from knowit_app.data.store import custom_datasets_dir, dataset_fingerprint, replaced_copy
-from knowit_app.errors import KnowitError
+from knowit_app.errors import ConfigError, KnowitError
 from knowit_app.experiment.layout import MODEL_ARGS_FILE
 from knowit_app.experiment.model_record import model_checkpoint
 from knowit_app.training.model_args import read_model_args
@@ -113,7 +115,19 @@ class TrainedModel:
 
     def prepare_data(self) -> PreparedData:
         """The model's data, windowed, split and scaled exactly as in training."""
-        return prepare(self.args["data"], self.task, self.args["exp_dir"])
+        with from_record(self.checkpoint.parent):
+            return prepare(self.args["data"], self.task, self.args["exp_dir"])
+
+
+@contextmanager
+def from_record(model_dir: Path) -> Iterator[None]:
+    """A value of a model's record the app refuses names the record too: the key alone would
+    send the user to the command line, while the fix is in the file (or a retrain)."""
+    try:
+        yield
+    except ConfigError as exc:
+        raise ConfigError(exc.key, f"{exc.detail} (read from {Path(model_dir) / MODEL_ARGS_FILE})"
+                          ) from exc
 
     def score(self, split: str = "valid", prepared: PreparedData | None = None) -> float:
         """Mean loss over a whole split (``train``, ``valid`` or ``eval``), as training logs it."""
@@ -148,9 +162,10 @@ def load_trained_model(model_dir: str | Path) -> TrainedModel:
         arch["output_bias"] = True  # trained before the MLP head lost its bias (see schema)
     dyn = args["data_dynamics"]
     classes = dyn.get("class_set")
-    network = build_model(args["arch"], tuple(dyn["in_shape"]), tuple(dyn["out_shape"]),
-                          args["trainer"]["task"], len(classes) if classes else None,
-                          exp_dir=exp_dir)
+    with from_record(model_dir):
+        network = build_model(args["arch"], tuple(dyn["in_shape"]), tuple(dyn["out_shape"]),
+                              args["trainer"]["task"], len(classes) if classes else None,
+                              exp_dir=exp_dir)
     state = load_checkpoint(ckpt)["state_dict"]
     prefix = "model."
     try:
