@@ -101,6 +101,17 @@ def _short(fp: object) -> str:
     return str(fp).removeprefix("sha256:")[:12] or "(empty)"
 
 
+@contextmanager
+def from_record(model_dir: Path) -> Iterator[None]:
+    """A value of a model's record the app refuses names the record too: the key alone would
+    send the user to the command line, while the fix is in the file (or a retrain)."""
+    try:
+        yield
+    except ConfigError as exc:
+        raise ConfigError(exc.key, f"{exc.detail} (read from {Path(model_dir) / MODEL_ARGS_FILE})"
+                          ) from exc
+
+
 @dataclass
 class TrainedModel:
     """A rebuilt network (in eval mode) with the arguments it was trained with."""
@@ -117,17 +128,6 @@ class TrainedModel:
         """The model's data, windowed, split and scaled exactly as in training."""
         with from_record(self.checkpoint.parent):
             return prepare(self.args["data"], self.task, self.args["exp_dir"])
-
-
-@contextmanager
-def from_record(model_dir: Path) -> Iterator[None]:
-    """A value of a model's record the app refuses names the record too: the key alone would
-    send the user to the command line, while the fix is in the file (or a retrain)."""
-    try:
-        yield
-    except ConfigError as exc:
-        raise ConfigError(exc.key, f"{exc.detail} (read from {Path(model_dir) / MODEL_ARGS_FILE})"
-                          ) from exc
 
     def score(self, split: str = "valid", prepared: PreparedData | None = None) -> float:
         """Mean loss over a whole split (``train``, ``valid`` or ``eval``), as training logs it."""

@@ -21,9 +21,11 @@ def save_model_args(out_dir: Path, args: Mapping[str, Any]) -> Path:
     return write_text_atomically(Path(out_dir) / MODEL_ARGS_FILE, text)
 
 
-def read_model_args(model_dir: Path) -> dict[str, Any]:
+def read_model_args(model_dir: Path,
+                    sections: tuple[str, ...] = ("data", "arch", "trainer")) -> dict[str, Any]:
     """Read a model's ``model_args.yaml`` as plain Python values; KnowitError naming the file
-    when it is not YAML or not a record of a training (empty, or edited by hand)."""
+    when it is not YAML or not a record of a training: not a mapping, or without one of
+    ``sections`` (a reader that only looks values up, as the report does, asks for none)."""
     path = Path(model_dir) / MODEL_ARGS_FILE
     try:
         args = yaml.safe_load(path.read_text())
@@ -32,8 +34,10 @@ def read_model_args(model_dir: Path) -> dict[str, Any]:
         at = f" at line {where.line + 1}" if where is not None else ""
         raise KnowitError(f"{path} is damaged (not YAML{at}); restore it or retrain the "
                           "model") from exc
-    lacking = [k for k in ("data", "arch", "trainer")
-               if not isinstance(args, dict) or not isinstance(args.get(k), dict)]
+    if not isinstance(args, dict):
+        raise KnowitError(f"{path} is not a training record (not a mapping); restore it or "
+                          "retrain the model")
+    lacking = [k for k in sections if not isinstance(args.get(k), dict)]
     if lacking:
         raise KnowitError(f"{path} is not a training record (no {', '.join(lacking)} "
                           "section); restore it or retrain the model")

@@ -117,7 +117,7 @@ def _select(config: Any, key: str) -> Any:
 def _params_from_args(run_dir: Path, keys: Iterable[str]) -> dict[str, Any]:
     """A run's swept values from its ``model_args.yaml``, for runs missing from the state."""
     try:
-        args = read_model_args(run_dir)
+        args = read_model_args(run_dir, sections=())
     except (OSError, KnowitError):  # absent or damaged: the run shows without its values
         return {}
     return {k: v for k in keys if (v := _select(args, k)) is not None}
