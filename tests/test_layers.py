@@ -34,7 +34,7 @@ MAX_LINES = 400
 MAX_TOP_MODULES = 6
 # The files a run leaves behind: each named as a literal in exactly one module.
 RUN_FILES = ("run_result.json", "metrics.csv", "sweep_config.yaml", "sweep_state.json",
-             "error.txt")
+             "error.txt", "model_args.yaml")
 
 
 def modules(root: Path) -> list[Path]:

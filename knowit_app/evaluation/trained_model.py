@@ -81,9 +81,9 @@ def check_dataset(args: dict[str, Any], model_dir: Path) -> None:
     if not recorded:
         if model_dir.resolve() not in _WARNED_NO_FINGERPRINT:
             _WARNED_NO_FINGERPRINT.add(model_dir.resolve())
-            log.warning("%s: model_args.yaml records no dataset fingerprint (trained by an "
-                        "older version); cannot check that dataset %r is unchanged since",
-                        model_dir, name)
+            log.warning("%s records no dataset fingerprint (trained by an older version); "
+                        "cannot check that dataset %r is unchanged since",
+                        model_dir / MODEL_ARGS_FILE, name)
         return
     now = dataset_fingerprint(name, args["exp_dir"])
     if now == recorded:
