@@ -157,11 +157,9 @@ class KnowIt:
     def available_datasets(self) -> dict[str, list[str]]:
         """KnowIt's shape: ``{'defaults': [built-in names], 'custom': [imported names]}``
         (``knowit-app-info datasets`` shows each one's components, instances and size)."""
-        from knowit_app.data.store import list_datasets
+        from knowit_app.data.store import dataset_names
 
-        rows = list_datasets(self.exp_dir)
-        return {"defaults": [r["name"] for r in rows if r["source"] == "builtin"],
-                "custom": [r["name"] for r in rows if r["source"] == "imported"]}
+        return dataset_names(self.exp_dir)
 
     def available_archs(self) -> dict[str, list[str]]:
         """KnowIt's shape: ``{'defaults': [built-in names], 'custom': [names imported into
@@ -297,6 +295,9 @@ class KnowIt:
         from knowit_app.experiment.consolidate import consolidate_sweep
 
         del safe_mode  # the swap never deletes: the old model moves to .replaced/<time>/
+        if selection_by_min is not None and not isinstance(selection_by_min, bool):
+            raise ConfigError("selection_by_min", f"expected True, False or None, got "
+                              f"{selection_by_min!r}; a run is picked with run=...")
         goal = None if selection_by_min is None else (
             "minimize" if selection_by_min else "maximize")
         result = consolidate_sweep(self.exp_dir, model_name, sweep_name, run=run, goal=goal)

@@ -76,6 +76,11 @@ def run_single(cfg: DictConfig, staged: Path) -> float | None:
         # One line and exit status 2, as command-line tools do; Hydra would print a traceback.
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # Ctrl-C while the data is prepared: nothing to keep yet
+        undo_start(staged, layout)
+        print("error: interrupted before training started; nothing was written",
+              file=sys.stderr)
+        sys.exit(130)
     from knowit_app.training.module import TrainingDivergedError
     from knowit_app.training.wandb_run import fit_tracked
 

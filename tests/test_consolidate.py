@@ -127,6 +127,8 @@ def test_knowits_consolidate_arguments_through_the_api(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         assert ki.consolidate_sweep("m", "s", True, False, True).run == "r2"
     assert "wipe_after" in caplog.text and snapshot(sweep_dir) == before
+    with pytest.raises(ConfigError, match="selection_by_min"):  # a run given by position
+        ki.consolidate_sweep("m", "s", "r3")
 
 
 def test_goal_without_sweep_config_follows_the_checkpoint_mode(tmp_path):

@@ -266,6 +266,12 @@ def test_a_second_checkpoint_is_never_scored_as_the_model(trained_on_nm, tmp_pat
     shutil.copyfile(own, foreign)
     os.utime(foreign, (os.path.getmtime(own) + 60,) * 2)  # newer than the model's own
     assert load_trained_model(model_dir).checkpoint == own
+    os.replace(own, tmp_path / "own.ckpt")  # the named one gone, only the foreign one left
+    capsys.readouterr()
+    assert eval_main(["model_name=nm1", f"exp_dir={exp}", "sets=valid"]) == 2
+    line = one_error_line(capsys)
+    assert own.name in line and "not there" in line and foreign.name in line
+    os.replace(tmp_path / "own.ckpt", own)
     os.remove(model_dir / RESULT_FILE)
     assert eval_main(["model_name=nm1", f"exp_dir={exp}", "sets=valid"]) == 2
     line = one_error_line(capsys)

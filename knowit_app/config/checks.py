@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -44,18 +45,19 @@ def check_seed(key: str, value: Any) -> int:
             value = int(value.strip())
         except ValueError:
             pass
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= SEED_MAX:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not (
+            0 <= value <= SEED_MAX):
         raise ConfigError(key, f"expected an integer from 0 to {SEED_MAX}, got {value!r}")
     return int(value)
 
 
 def devices_value(devices: str) -> int | list[int]:
     """Lightning's ``devices`` for one training, which runs on one device: ``auto`` or ``1``
-    (one device), or one device id written as Lightning writes it (``1,`` is GPU 1).
+    (one device), or one device id written as Lightning writes it (``"1,"`` is GPU 1; quoted
+    on the command line, where Hydra would read ``1,`` as a list).
 
     More than one is refused: Lightning would start one process per device, and each would
-    run the whole app again (a second training of the same model). Trainings use several
-    devices side by side through a sweep's workers instead.
+    run the whole app again (a second training of the same model).
     """
     text = str(devices).strip()
     if text in ("auto", "1"):
@@ -64,8 +66,8 @@ def devices_value(devices: str) -> int | list[int]:
     if text.endswith(",") and len(ids) == 1 and ids[0].strip().isdigit():
         return [int(ids[0])]
     raise ConfigError("trainer.devices", f"{devices!r} is not allowed; a training runs on one "
-                      "device: use auto or 1, or one device id such as 0, (several trainings "
-                      "at once: a sweep with hydra.sweeper.parallel)")
+                      "device: use auto or 1, or one device id such as "
+                      "'trainer.devices=\"1,\"' (GPU 1)")
 
 
 def validate_trainer(trainer: Mapping[str, Any]) -> None:

@@ -9,6 +9,7 @@ resolvers below, which check every name and the experiment directory first.
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -48,11 +49,11 @@ def check_writable_dir(key: str, path: str | Path) -> Path:
     if not str(path).strip():
         raise ConfigError(key, "is empty; give a directory (the default is outputs)")
     target = Path(path).expanduser().absolute()
-    try:
-        target.resolve()
-    except (RuntimeError, OSError) as exc:  # a symlink loop: Path.resolve raises RuntimeError
-        raise ConfigError(key, f"{target} cannot be resolved ({exc}); choose a directory"
-                          ) from None
+    try:  # Path.resolve stopped raising on a loop in Python 3.13; stat still does (ELOOP)
+        target.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ConfigError(key, f"{target} is a symlink loop; choose a directory") from None
     base = first_existing(target)
     if not base.is_dir():
         what = "is a file" if base == target else f"lies under {base}, which is a file"

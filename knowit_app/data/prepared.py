@@ -189,11 +189,6 @@ def _check_int(value: object, key: str, *, positive: bool = False) -> int:
     return int(value)
 
 
-# A classification head has one output per class: past this many, a target is almost surely a
-# continuous column (synth_2's x5 has 119,689 values), and the model would not fit in memory.
-MAX_CLASSES = 1000
-
-
 def _class_set(column: np.ndarray, name: str) -> list:
     """Sorted distinct labels of the whole dataset, as Python ints when they are integral."""
     labels = np.unique(column[~np.isnan(column)])
@@ -202,13 +197,6 @@ def _class_set(column: np.ndarray, name: str) -> list:
         raise ConfigError(
             "data.out_components",
             f"{name!r} has a single class ({found}); classification needs at least 2",
-        )
-    if len(labels) > MAX_CLASSES:
-        raise ConfigError(
-            "data.out_components",
-            f"{name!r} holds {len(labels):,} distinct values, too many to be classes (at most "
-            f"{MAX_CLASSES:,}): it looks continuous; predict it with trainer=default "
-            "(regression)",
         )
     if np.all(labels == np.round(labels)):
         return [int(v) for v in labels]

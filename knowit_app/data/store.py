@@ -181,6 +181,21 @@ def _imported_names(exp_dir: str | Path) -> list[str]:
                   if NAME_PATTERN.match(p.name) and (p / META_FILE).is_file())
 
 
+def _knowit_names(exp_dir: str | Path) -> list[str]:
+    """Datasets of a KnowIt experiment dir, read in place (``<name>_meta.pickle`` + partitions)."""
+    root = custom_datasets_dir(exp_dir)
+    if not root.is_dir():
+        return []
+    names = (p.name.removesuffix("_meta.pickle") for p in root.glob("*_meta.pickle"))
+    return sorted(n for n in names if NAME_PATTERN.match(n) and (root / n).is_dir())
+
+
+def dataset_names(exp_dir: str | Path) -> dict[str, list[str]]:
+    """KnowIt's listing: built-ins as ``defaults``, imported and KnowIt-format as ``custom``."""
+    custom = sorted(set(_imported_names(exp_dir)) | set(_knowit_names(exp_dir)))
+    return {"defaults": [n for n in builtin_names() if n not in custom], "custom": custom}
+
+
 def load_dataset(name: str, exp_dir: str | Path) -> RawDataset:
     """The dataset called ``name``: an import in ``exp_dir`` wins over a built-in of that name."""
     kind, where = _locate(name, exp_dir)
@@ -196,14 +211,17 @@ def load_dataset(name: str, exp_dir: str | Path) -> RawDataset:
 def dataset_fingerprint(name: str, exp_dir: str | Path) -> str:
     """The content hash of dataset ``name`` as it is now (see :func:`fingerprint`).
 
-    An import is hashed from its arrays every time, not taken from its ``meta.json``: a file
-    edited or damaged after the import must not pass for the data a model was trained on
-    (hashing synth_2's 120,592 rows takes milliseconds). A built-in's is computed once per
-    process.
+    An import is hashed from its arrays, not taken from its ``meta.json``: a file edited or
+    damaged after the import must not pass for the data a model was trained on. The hash is
+    kept per process while the arrays file keeps its size and modification time, so a sweep's
+    runs and repeated loads pay it once. A built-in's is computed once per process.
     """
     kind, where = _locate(name, exp_dir)
     if kind == "imported":
-        return fingerprint(_read_imported(where, str(name)))
+        arrays = (where / ARRAYS_FILE).stat() if (where / ARRAYS_FILE).is_file() else None
+        if arrays is None:  # reading it names the problem
+            return fingerprint(_read_imported(where, str(name)))
+        return _imported_fingerprint(str(where), str(name), arrays.st_mtime_ns, arrays.st_size)
     if kind == "builtin":
         return _builtin_fingerprint(str(name))
     return fingerprint(load_dataset(name, exp_dir))
@@ -222,6 +240,12 @@ def replaced_copy(name: str, exp_dir: str | Path, fp: str) -> Path | None:
         except (OSError, ValueError, AttributeError):
             continue
     return None
+
+
+@lru_cache(maxsize=16)
+def _imported_fingerprint(directory: str, name: str, mtime_ns: int, size: int) -> str:
+    del mtime_ns, size  # part of the cache key only: a rewritten file is hashed again
+    return fingerprint(_read_imported(Path(directory), name))
 
 
 @lru_cache(maxsize=len(bundled.BUILTIN_NAMES))

@@ -108,6 +108,8 @@ def from_record(model_dir: Path) -> Iterator[None]:
     try:
         yield
     except ConfigError as exc:
+        if exc.key == "data.name":  # the dataset is missing or damaged: fixed by re-importing
+            raise
         raise ConfigError(exc.key, f"{exc.detail} (read from {Path(model_dir) / MODEL_ARGS_FILE})"
                           ) from exc
 

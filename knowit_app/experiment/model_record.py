@@ -56,6 +56,10 @@ def model_checkpoint(model_dir: Path) -> Path | None:
         named = None
     if named and model_dir / str(named) in found:
         return model_dir / str(named)
+    if named and found:
+        raise KnowitError(f"{model_dir / RESULT_FILE} names checkpoint {named}, which is not "
+                          f"there (found: {', '.join(p.name for p in found)}); restore it or "
+                          "retrain the model")
     if len(found) > 1:
         raise KnowitError(f"{model_dir} holds {len(found)} checkpoints "
                           f"({', '.join(p.name for p in found)}) and no {RESULT_FILE} naming "

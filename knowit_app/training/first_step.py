@@ -30,8 +30,12 @@ def _plain(kwargs: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def check_first_step(network: Any, batch: tuple[Any, Any], task: str, num_classes: int | None,
-                     arch_name: str, loss: Callable[..., Any], trainer: Mapping[str, Any]) -> None:
+                     arch_name: str, loss: Callable[..., Any], trainer: Mapping[str, Any], *,
+                     optimizer: bool = True) -> None:
     """Forward, loss, backward and one optimizer step on ``batch``; ConfigError on failure.
+
+    ``optimizer=False`` (a training bound for a GPU) stops after the loss: an optimizer's
+    GPU-only settings would fail here on the CPU.
 
     Runs on one thread: a sweep plans in the process that later forks its workers, and a
     parallel region here would start OpenMP's thread pool, which a forked child cannot use
@@ -42,13 +46,14 @@ def check_first_step(network: Any, batch: tuple[Any, Any], task: str, num_classe
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        _step(network, batch, task, num_classes, arch_name, loss, trainer)
+        _step(network, batch, task, num_classes, arch_name, loss, trainer, optimizer)
     finally:
         torch.set_num_threads(threads)
 
 
 def _step(network: Any, batch: tuple[Any, Any], task: str, num_classes: int | None,
-          arch_name: str, loss: Callable[..., Any], trainer: Mapping[str, Any]) -> None:
+          arch_name: str, loss: Callable[..., Any], trainer: Mapping[str, Any],
+          optimizer_check: bool) -> None:
     from knowit_app.training.components import make_optimizer
 
     x, y = batch
@@ -74,6 +79,8 @@ def _step(network: Any, batch: tuple[Any, Any], task: str, num_classes: int | No
         raise ConfigError("trainer.loss_kwargs", f"{trainer['loss_fn']} with {loss_kwargs} gives "
                           f"a tensor of shape {tuple(value.shape)}; training needs one number "
                           "per batch (reduction 'mean' or 'sum')")
+    if not optimizer_check:
+        return
     name, optim_kwargs = trainer["optim"], _plain(trainer["optim_kwargs"])
     lr = trainer["learning_rate"]
     cannot = (f"{name} cannot train {arch_name}: {{}}; Adam, AdamW and SGD train every "

@@ -24,6 +24,7 @@ from knowit_app.archs import ARCH_NAMES, build_model
 from knowit_app.config.checks import devices_value, monitored_metric, validate_app
 from knowit_app.data.prepared import PreparedData, make_dataloader, prepare
 from knowit_app.data.windows import validation_batch_size
+from knowit_app.errors import ConfigError
 from knowit_app.experiment.runs import RunResult
 from knowit_app.training.components import (
     loss_function,
@@ -38,6 +39,11 @@ log = logging.getLogger("knowit_app.training")
 
 # Every epoch's state, kept while a run trains so that a requeued job resumes mid-way.
 RESUME_DIR = ".resume"
+
+
+# A classification head has one output per class: past this many, a target is almost surely a
+# continuous column (synth_2's x5 has 119,689 values), and the model would not fit in memory.
+MAX_CLASSES = 1000
 
 
 @dataclass
@@ -64,6 +70,11 @@ def plan_training(cfg: DictConfig) -> TrainingPlan:
     monitor = monitored_metric(trainer)
     prepared = prepare(cfg.data, trainer.task, cfg.exp_dir)
     num_classes = len(prepared.class_set) if prepared.class_set is not None else None
+    if num_classes is not None and num_classes > MAX_CLASSES:  # checked when training only
+        raise ConfigError("data.out_components", f"{cfg.data.out_components[0]!r} holds "
+                          f"{num_classes:,} distinct values, too many to be classes (at most "
+                          f"{MAX_CLASSES:,}): it looks continuous; predict it with "
+                          "trainer=default (regression)")
     factories = {name: metric_factory(name, trainer.performance_metrics_kwargs.get(name, {}),
                                       trainer.task, num_classes)
                  for name in trainer.performance_metrics}
@@ -81,8 +92,20 @@ def plan_training(cfg: DictConfig) -> TrainingPlan:
     rows = prepared.points["train"][:2]
     if len(rows):
         check_first_step(network, prepared.batch(rows), trainer.task, num_classes,
-                         str(cfg.arch.name), loss, trainer)
+                         str(cfg.arch.name), loss, trainer, optimizer=_trains_on_cpu(trainer))
     return TrainingPlan(cfg, prepared, loss, factories, monitor, mode)
+
+
+def _trains_on_cpu(trainer: Any) -> bool:
+    """Whether the training will run on the CPU, where the planning step's optimizer check
+    means what it says (``fused``/``capturable`` optimizer settings are for GPUs)."""
+    if trainer.accelerator == "cpu":
+        return True
+    if trainer.accelerator != "auto":
+        return False
+    import torch
+
+    return not (torch.cuda.is_available() or torch.backends.mps.is_available())
 
 
 def _network(cfg: DictConfig, prepared: PreparedData) -> Any:
