@@ -195,6 +195,7 @@ def test_a_knowit_experiments_dataset_is_imported_with_its_split(tmp_path):
     assert ds.split.tolist() == [0, 0, -1, -1, 2, -1, -1, 1] and ds.time_delta == 1.0
     # the KnowIt experiment dir itself is usable as ours: its dataset is read in place
     assert load_dataset("mine", src).values.tolist() == ds.values.tolist()
+    assert KnowIt(str(src)).available_datasets()["custom"] == ["mine"]  # listed, as KnowIt does
 
 
 def test_a_knowit_meta_pickle_naming_a_class_is_refused(tmp_path):
