@@ -191,6 +191,8 @@ def test_curves_have_one_line_per_run_with_the_best_on_top(grid_sweep):
         assert sorted(line.get_gid() for line in lines) == \
             sorted(r.name for r in table.runs if r.name != table.runs[20].name)
         best = next(line for line in lines if line.get_gid() == table.best.name)
+        # epochs from 1, as the training log counts them (metrics.csv counts from 0)
+        assert list(best.get_xdata()) == [e + 1 for e, _ in table.best.curves[metric]]
         assert best.get_linewidth() > max(line.get_linewidth() for line in lines
                                           if line is not best)
         assert best.get_zorder() == max(line.get_zorder() for line in lines)

@@ -133,7 +133,7 @@ def plot_curves(table: SweepTable, metric: str) -> Figure:
 
     lines: dict[str, Any] = {}
     for z, run in enumerate(reversed(drawn)):  # worst first: the best is drawn on top
-        epochs = [e for e, _ in run.curves[metric]]
+        epochs = [e + 1 for e, _ in run.curves[metric]]  # from 1, as the training log counts
         values = [v for _, v in run.curves[metric]]
         best = run.rank == 1
         few = len(epochs) <= 25
@@ -149,7 +149,7 @@ def plot_curves(table: SweepTable, metric: str) -> Figure:
         if best and metric == table.metric:
             pick = min if table.goal == "minimize" else max
             epoch, value = pick(run.curves[metric], key=lambda p: p[1])
-            ax.plot([epoch], [value], marker="*", markersize=16, color="black",
+            ax.plot([epoch + 1], [value], marker="*", markersize=16, color="black",
                     linestyle="none", zorder=1001, label="_best epoch")
 
     values = [v for r in drawn for _, v in r.curves[metric]]
