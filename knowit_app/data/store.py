@@ -183,10 +183,12 @@ def _imported_names(exp_dir: str | Path) -> list[str]:
 
 def _knowit_names(exp_dir: str | Path) -> list[str]:
     """Datasets of a KnowIt experiment dir, read in place (``<name>_meta.pickle`` + partitions)."""
+    from knowit_app.data.knowit_format import META_SUFFIX  # pandas: only when listing
+
     root = custom_datasets_dir(exp_dir)
     if not root.is_dir():
         return []
-    names = (p.name.removesuffix("_meta.pickle") for p in root.glob("*_meta.pickle"))
+    names = (p.name.removesuffix(META_SUFFIX) for p in root.glob(f"*{META_SUFFIX}"))
     return sorted(n for n in names if NAME_PATTERN.match(n) and (root / n).is_dir())
 
 
@@ -269,7 +271,9 @@ def _locate(name: str, exp_dir: str | Path) -> tuple[str, Path]:
         custom = custom_datasets_dir(exp_dir) / name
         if (custom / META_FILE).is_file():
             return "imported", custom
-        if (custom_datasets_dir(exp_dir) / f"{name}_meta.pickle").is_file():
+        from knowit_app.data.knowit_format import META_SUFFIX
+
+        if (custom_datasets_dir(exp_dir) / f"{name}{META_SUFFIX}").is_file():
             return "knowit", custom
         if name in bundled.BUILTIN_NAMES:
             return "builtin", Path(name)

@@ -21,7 +21,12 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from knowit_app.archs import ARCH_NAMES, build_model
-from knowit_app.config.checks import devices_value, monitored_metric, validate_app
+from knowit_app.config.checks import (
+    available_accelerators,
+    devices_value,
+    monitored_metric,
+    validate_app,
+)
 from knowit_app.data.prepared import PreparedData, make_dataloader, prepare
 from knowit_app.data.windows import validation_batch_size
 from knowit_app.errors import ConfigError
@@ -99,13 +104,9 @@ def plan_training(cfg: DictConfig) -> TrainingPlan:
 def _trains_on_cpu(trainer: Any) -> bool:
     """Whether the training will run on the CPU, where the planning step's optimizer check
     means what it says (``fused``/``capturable`` optimizer settings are for GPUs)."""
-    if trainer.accelerator == "cpu":
-        return True
     if trainer.accelerator != "auto":
-        return False
-    import torch
-
-    return not (torch.cuda.is_available() or torch.backends.mps.is_available())
+        return trainer.accelerator == "cpu"
+    return not {"cuda", "mps"} & set(available_accelerators())
 
 
 def _network(cfg: DictConfig, prepared: PreparedData) -> Any:
